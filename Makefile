@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make run` (the whole chapter) and `make test` (lint + tests).
+# Both create .venv on first use and are quick no-ops for the set-up afterwards.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench data clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+data: $(STAMP)
+	@bash scripts/ensure-data.sh $(PY)
+
+run: $(STAMP) data
+	$(PY) -m linearnet chapter
+
+lint: $(STAMP)
+	$(PY) -m ruff check linearnet tests benchmarks
+
+test: $(STAMP) data lint
+	$(PY) -m pytest
+
+bench: $(STAMP) data
+	$(PY) -m benchmarks --quick
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ``linearnet`` command line."""

@@ -1,0 +1,200 @@
+"""One function per CLI command: turn parsed arguments into library calls and printed results."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import TrainConfig
+from ..data import fashion_mnist as fm
+from ..errors import ConfigError, DataError
+from ..io import write_csv
+
+
+def maybe_init_distributed(env: dict[str, str]) -> bool:
+    """Join the torchrun process group when launched by torchrun (WORLD_SIZE > 1)."""
+    if int(env.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch.distributed as dist
+
+    backend = "nccl" if torch.cuda.is_available() and env.get("LINEARNET_BACKEND") != "gloo" else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(env.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def shutdown_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The training configuration the arguments describe (chapter defaults for the rest)."""
+    data = args.data
+    if data is not None and data not in ("synthetic", "fashion-mnist") and not Path(data).exists():
+        raise DataError(f"{data}: file not found; check the --data path.")
+    impl = args.impl or "scratch"
+    return TrainConfig.create(
+        args.model, impl=impl, data=data, target=args.target,
+        features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
+        standardize=not args.no_standardize, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        loss=args.loss, huber_delta=args.huber_delta, weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule, val_fraction=args.val_fraction, resize=args.resize,
+        normalize=args.normalize or None, device=args.device, seed=args.seed, num_examples=args.num_examples,
+        noise=args.noise, data_dir=args.data_dir, allow_download=not args.no_download,
+        chunk_rows=args.chunk_rows, checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress)
+
+
+def cmd_train(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from ..training.run import default_run_dir, read_run_config, train_run
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = read_run_config(run_dir)
+        if config.model != args.model:
+            raise ConfigError(f"{run_dir} holds a {config.model} run, not {args.model}.")
+        if args.epochs is not None:
+            config = config.replace(epochs=args.epochs)
+    else:
+        config = config_from_args(args)
+        run_dir = Path(args.out) if args.out else default_run_dir(config)
+    args._run_dir = run_dir
+    if config.impl == "closed-form" and config.chunk_rows and config.is_csv:
+        from ..scale.streaming import train_streaming
+
+        train_streaming(config, run_dir, overwrite=args.overwrite)
+        return 0
+    result = train_run(config, run_dir, resume=bool(args.resume), overwrite=args.overwrite,
+                       data_env=fm.env_data_dir(env))
+    if result.run_dir is not None:
+        print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from ..inference import TrainedModel
+
+    model = TrainedModel.load(args.run_dir)
+    if model.image is not None:
+        from ..evaluation import plots
+
+        ds = fm.load_fashion_mnist(root=args.data_dir, env_dir=fm.env_data_dir(env))
+        X, y = ds.test_images[:args.n], ds.test_labels[:args.n]
+        pred = model.predict(X)
+        names = model.classes
+        out = Path(args.out or "predictions.png")
+        plots.save_figure(plots.predictions_figure(X, [names[int(i)] for i in y], [names[int(i)] for i in pred]),
+                          out)
+        for t, p in zip(y, pred):
+            print(f"{names[int(t)]:>12} -> {names[int(p)]}")
+        print(f"picture: {out}")
+        return 0
+    if not args.data:
+        raise ConfigError("--data PATH.csv is required to predict with a CSV-trained model.")
+    header, preds = model.predict_csv(args.data)
+    rows = [{header[0]: p} for p in preds]
+    if args.out:
+        write_csv(args.out, rows)
+        print(f"{len(rows)} predictions written to {args.out}")
+    else:
+        print(header[0])
+        for p in preds:
+            print(p)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, env: dict[str, str]) -> int:
+    import json
+
+    from ..data.tabular import load_csv
+    from ..evaluation import metrics as M
+    from ..inference import TrainedModel
+    from ..training.run import read_run_config
+
+    run_dir = Path(args.run_dir)
+    model = TrainedModel.load(run_dir)
+    if args.data:
+        config = read_run_config(run_dir) if (run_dir / "config.json").exists() else None
+        target = config.target if config else None
+        if target is None:
+            raise ConfigError("cannot tell the target column of this model; evaluate a CSV-trained run.")
+        task = "regression" if model.kind == "linreg" else "classification"
+        table = load_csv(args.data, target, model.feature_names, task=task, classes=model.classes)
+        pred = model.predict(table.X)
+        if task == "regression":
+            result = {"rmse": M.rmse(pred, table.y.reshape(-1)), "r2": M.r2_score(pred, table.y.reshape(-1)),
+                      "rows": len(pred)}
+        else:
+            result = {"accuracy": float((pred == table.y).double().mean()), "rows": len(pred)}
+    elif model.image is not None:
+        ds = fm.load_fashion_mnist(root=args.data_dir, env_dir=fm.env_data_dir(env))
+        pred = model.predict(ds.test_images)
+        cm = M.confusion_matrix(pred, ds.test_labels, 10)
+        result = {"test_accuracy": float((pred == ds.test_labels).double().mean()), "rows": len(pred),
+                  "per_class_accuracy": dict(zip(fm.TEXT_LABELS, M.per_class_accuracy(cm).tolist()))}
+    else:
+        raise ConfigError("pass --data PATH.csv with labelled rows to evaluate this model.")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from ..evaluation import plots
+
+    out = plots.save_figure(plots.normal_figure(), args.out)
+    print(f"normal densities: {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from ..demos import vectorization_demo
+
+    r = vectorization_demo(args.n)
+    print(f"adding two {r['n']}-vectors: python loop {r['loop_seconds'] * 1e3:.2f} ms, vectorized "
+          f"{r['vectorized_seconds'] * 1e6:.1f} us, {r['speedup']:.0f}x faster")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace, env: dict[str, str]) -> int:
+    ds = fm.load_fashion_mnist(root=args.data_dir, env_dir=fm.env_data_dir(env),
+                               allow_download=not args.no_download)
+    if args.action == "fetch":
+        print(f"Fashion-MNIST ready: {ds.source}, verified, loaded in {ds.load_seconds:.2f} s")
+    elif args.action == "info":
+        print(f"source: {ds.source}")
+        for split in ("train", "test"):
+            X, y = ds.split(split)
+            counts = fm.class_counts(y)
+            print(f"{split}: {len(X)} images {tuple(X.shape[1:])} uint8, pixels {int(X.min())}-{int(X.max())}")
+            print("  per class: " + ", ".join(f"{n} {c}" for n, c in zip(fm.TEXT_LABELS, counts)))
+    elif args.action == "show":
+        from ..evaluation import plots
+
+        X, y = ds.split(args.split)
+        n = min(args.n, len(X))
+        cols = min(9, n)
+        fig = plots.image_grid(X[:n], -(-n // cols), cols, fm.get_fashion_mnist_labels(y[:n]))
+        print(f"image grid: {plots.save_figure(fig, args.out)}")
+    else:
+        from ..benchmarks_support import read_pass_times
+
+        for name, seconds in read_pass_times(ds, args.batch_size).items():
+            print(f"{name:>32}: {seconds * 1e3:8.1f} ms")
+    return 0
+
+
+def cmd_chapter(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from ..chapter import run_chapter
+
+    start = time.perf_counter()
+    run_chapter(Path(args.out), softmax=not args.skip_softmax, data_dir=args.data_dir,
+                data_env=fm.env_data_dir(env))
+    print(f"whole chapter: {time.perf_counter() - start:.1f} s")
+    return 0

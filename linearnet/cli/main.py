@@ -1,0 +1,106 @@
+"""Argument parsing and dispatch. The only place that reads ``sys.argv`` and the environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from ..errors import LinearNetError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train linear or softmax regression and write a run folder")
+    p.add_argument("model", choices=["linreg", "softmax"])
+    p.add_argument("--impl", default=None, help="scratch | concise | closed-form (linreg); default scratch")
+    p.add_argument("--data", default=None,
+                   help="synthetic (linreg default) | fashion-mnist (softmax default) | PATH.csv | PATH.npy | DIR")
+    p.add_argument("--target", help="CSV: the column to predict")
+    p.add_argument("--features", help="CSV: comma-separated feature columns (default: all but the target)")
+    p.add_argument("--no-standardize", action="store_true", help="CSV: use raw feature values")
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=_positive_int, help="global minibatch size (split across torchrun ranks)")
+    p.add_argument("--loss", choices=["squared", "huber"])
+    p.add_argument("--huber-delta", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--lr-schedule", choices=["constant", "cosine", "step"])
+    p.add_argument("--val-fraction", type=float, help="share of training rows held out for validation")
+    p.add_argument("--resize", type=_positive_int, help="Fashion-MNIST: resize images to R x R")
+    p.add_argument("--normalize", action="store_true", help="Fashion-MNIST: standardize pixels")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--seed", type=_positive_int)
+    p.add_argument("--num-examples", type=_positive_int, help="synthetic: number of examples (default 1000)")
+    p.add_argument("--noise", type=float, help="synthetic: label noise std (default 0.01)")
+    p.add_argument("--data-dir", help="Fashion-MNIST: folder with the IDX files")
+    p.add_argument("--no-download", action="store_true", help="Fashion-MNIST: never download")
+    p.add_argument("--chunk-rows", type=_positive_int, help="closed form: stream files in chunks of N rows")
+    p.add_argument("--checkpoint-every", type=_positive_int, help="epochs between checkpoints (0: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", help="run folder (default runs/<timestamp>-<model>-<impl>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linearnet", description="Linear neural networks, done right.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    p = sub.add_parser("predict", help="predict with a trained run")
+    p.add_argument("run_dir")
+    p.add_argument("--data", help="CSV with the model's feature columns (CSV models)")
+    p.add_argument("--n", type=_positive_int, default=6, help="Fashion-MNIST: number of test images to show")
+    p.add_argument("--out", help="output CSV (CSV models) or PNG (image models)")
+    p.add_argument("--data-dir")
+    p = sub.add_parser("evaluate", help="evaluate a trained run on its test data or a CSV")
+    p.add_argument("run_dir")
+    p.add_argument("--data", help="labelled CSV (default: the run's own evaluation data)")
+    p.add_argument("--data-dir")
+    p = sub.add_parser("plot", help="the chapter's figures")
+    p.add_argument("what", choices=["normal"])
+    p.add_argument("--out", default="normal.png")
+    p = sub.add_parser("demo", help="the chapter's demos")
+    p.add_argument("what", choices=["vectorize"])
+    p.add_argument("--n", type=_positive_int, default=10000)
+    p = sub.add_parser("data", help="Fashion-MNIST: fetch, info, show, bench")
+    p.add_argument("action", choices=["fetch", "info", "show", "bench"])
+    p.add_argument("--data-dir")
+    p.add_argument("--no-download", action="store_true")
+    p.add_argument("--n", type=_positive_int, default=18)
+    p.add_argument("--split", choices=["train", "test"], default="train")
+    p.add_argument("--out", default="fashion_mnist.png")
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p = sub.add_parser("chapter", help="run every experiment of the chapter and compare with its numbers")
+    p.add_argument("--out", default="runs/chapter", help="folder for the chapter's runs and figures")
+    p.add_argument("--skip-softmax", action="store_true", help="linear regression only")
+    p.add_argument("--data-dir")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the process exit code (2 for user errors, 130 for Ctrl-C)."""
+    args = build_parser().parse_args(argv)
+    from . import commands
+
+    env = dict(os.environ)
+    try:
+        distributed = commands.maybe_init_distributed(env)
+        try:
+            return getattr(commands, f"cmd_{args.command}")(args, env)
+        finally:
+            if distributed:
+                commands.shutdown_distributed()
+    except LinearNetError as exc:
+        print(f"linearnet: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        run_dir = getattr(args, "_run_dir", None)
+        hint = f"; resume with: linearnet train {args.model} --resume {run_dir}" if run_dir else ""
+        print(f"\nlinearnet: interrupted{hint}", file=sys.stderr)
+        return 130

@@ -1,0 +1,117 @@
+"""The one training loop: a single epoch routine serves training and evaluation.
+
+The loop knows neither implementation: it talks to a *learner* (``net``, ``loss`` and
+``train_step``; see :mod:`linearnet.models.scratch` and :mod:`linearnet.models.concise`) and returns
+a plain history, one dict per epoch, that reports and plots read afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from ..errors import DivergenceError
+
+Record = dict[str, Any]
+
+
+def scheduled_lr(base_lr: float, schedule: str, epoch: int, epochs: int) -> float:
+    """Learning rate for 0-based ``epoch``: constant, cosine decay, or x0.1 after two thirds."""
+    if schedule == "cosine" and epochs > 1:
+        return base_lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+    if schedule == "step" and epoch >= (2 * epochs) // 3 and epochs > 1:
+        return base_lr * 0.1
+    return base_lr
+
+
+def run_epoch(learner, batches: Iterable, train: bool, classify: bool = False,
+              progress: bool = False, desc: str = "", epoch: int = 0) -> dict[str, float]:
+    """One pass over ``batches``: train (a step per batch) or evaluate (no grad, eval mode).
+
+    Returns ``{"loss": mean per-example loss, "acc": accuracy or None, "n": examples}``, summed over
+    every rank when running distributed. A non-finite loss raises :class:`DivergenceError` naming
+    the epoch and step.
+    """
+    net = learner.net
+    net.train(train)
+    device = next(learner.module.parameters()).device
+    on_cpu = device.type == "cpu"
+    # On the CPU, Python floats are the cheapest accumulators and let every step be checked for
+    # divergence; on an accelerator, tensors avoid a device sync per step (checked per epoch).
+    loss_sum = 0.0 if on_cpu else torch.zeros((), dtype=torch.float64, device=device)
+    correct = 0 if on_cpu else torch.zeros((), dtype=torch.int64, device=device)
+    n = 0
+    bar = tqdm(batches, desc=desc, leave=False, disable=None if progress else True, unit="batch")
+    with torch.set_grad_enabled(train):
+        for step, (X, y) in enumerate(bar, start=1):
+            if train:
+                l, out = learner.train_step(X, y)
+            else:
+                out = net(X)
+                l = learner.loss(out, y)
+            if on_cpu:
+                s = l.sum().item()
+                if not math.isfinite(s):
+                    _diverged(epoch, step, s)
+                loss_sum += s
+                if classify:
+                    correct += int((out.argmax(dim=1) == y).sum())
+            else:
+                loss_sum += l.sum()
+                if classify:
+                    correct += (out.argmax(dim=1) == y).sum()
+            n += len(y)
+    totals = torch.tensor([float(loss_sum), float(correct), float(n)], dtype=torch.float64, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(totals)
+    loss_total, correct_total, count = (float(v) for v in totals.cpu())
+    if not math.isfinite(loss_total):
+        _diverged(epoch, None, loss_total)
+    count = max(count, 1.0)
+    return {"loss": loss_total / count, "acc": correct_total / count if classify else None, "n": int(count)}
+
+
+def _diverged(epoch: int, step: int | None, value: float) -> None:
+    where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
+    raise DivergenceError(f"training diverged at {where} (loss became {value}); try a smaller learning "
+                          "rate (for example a tenth of --lr).")
+
+
+def fit(learner, train_batches: Iterable, epochs: int, *, eval_sets: dict[str, Iterable] | None = None,
+        classify: bool = False, base_lr: float | None = None, lr_schedule: str = "constant",
+        history: list[Record] | None = None, progress: bool = False,
+        on_epoch: Callable[[Record, list[Record]], None] | None = None) -> list[Record]:
+    """Train for ``epochs`` epochs (continuing after ``history`` when resuming) and return the history.
+
+    Each record holds ``epoch``, ``lr``, ``train_loss`` (mean over the epoch's steps), ``train_acc``
+    (classification), ``<name>_loss`` / ``<name>_acc`` for each evaluation set, and ``seconds``
+    (training plus evaluation of that epoch). ``on_epoch(record, history)`` runs after each epoch:
+    the caller's place to report, plot and checkpoint.
+    """
+    history = list(history or [])
+    base_lr = learner.lr if base_lr is None else base_lr
+    for epoch in range(len(history), epochs):
+        lr = scheduled_lr(base_lr, lr_schedule, epoch, epochs)
+        learner.set_lr(lr)
+        start = time.perf_counter()
+        stats = run_epoch(learner, train_batches, train=True, classify=classify, progress=progress,
+                          desc=f"epoch {epoch + 1}/{epochs}", epoch=epoch + 1)
+        record: Record = {"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"]}
+        if classify:
+            record["train_acc"] = stats["acc"]
+        for name, batches in (eval_sets or {}).items():
+            ev = run_epoch(learner, batches, train=False, classify=classify, epoch=epoch + 1)
+            record[f"{name}_loss"] = ev["loss"]
+            if classify:
+                record[f"{name}_acc"] = ev["acc"]
+        record["seconds"] = time.perf_counter() - start
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record, history)
+    return history

@@ -1,0 +1,295 @@
+"""One training run, start to finish: data, model, loop, checkpoints, and the run folder.
+
+The run folder holds ``config.json``, ``history.csv``, ``metrics.json``, ``model.safetensors``,
+the figures, and ``checkpoint.safetensors`` for ``--resume``. Only rank 0 of a distributed job
+writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ..config import TrainConfig
+from ..errors import ConfigError, OutputError
+from ..evaluation import metrics as M
+from ..evaluation import plots
+from ..evaluation.live import LiveFigure
+from ..io import write_csv, write_json
+from ..models import build_learner, build_net
+from ..models.closed_form import least_squares
+from ..persist import ModelFile, save_model
+from .checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
+from .loop import fit
+from .prepare import PreparedData, prepare
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its folder (None on non-zero ranks), history, final metrics and model."""
+
+    run_dir: Path | None
+    history: list[dict]
+    metrics: dict[str, Any]
+    model: ModelFile
+    net: torch.nn.Module | None = None
+    data: PreparedData | None = None
+
+
+def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return root / f"{stamp}-{config.model}-{config.impl}"
+
+
+def create_run_dir(path: Path, overwrite: bool) -> Path:
+    """Make an empty run folder; an existing non-empty one is refused unless ``overwrite``."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path} exists and is not a folder; choose another --out.")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise OutputError(f"{path} already holds a run; pass --overwrite to replace it, --resume {path} to "
+                              "continue it, or choose another --out.")
+        shutil.rmtree(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {path}: {exc.strerror}; choose another --out.") from None
+    return path
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train_run(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = False,
+              overwrite: bool = False, log: Log = print, data_env: str | None = None,
+              write_figures: bool = True, live: bool = True) -> RunResult:
+    """Run ``config`` into ``run_dir`` (created, or continued when ``resume``) and return the result."""
+    rank, world = _rank_world()
+    writer = rank == 0
+    say = log if writer else (lambda _msg: None)
+    if run_dir is None:
+        run_dir = default_run_dir(config)
+    if writer and not resume:
+        create_run_dir(run_dir, overwrite)
+        write_json(run_dir / "config.json", config.to_dict())
+    data = prepare(config, rank=rank, world_size=world, data_env=data_env, log=say)
+    if config.data == "fashion-mnist":
+        say(f"Fashion-MNIST from {data.source}, loaded in {data.load_seconds:.2f} s")
+    if config.impl == "closed-form":
+        return _closed_form(config, data, run_dir if writer else None, say, write_figures)
+    return _sgd(config, data, run_dir, writer, resume, say, write_figures, live)
+
+
+# ----- SGD ------------------------------------------------------------------------------------------
+def _sgd(config: TrainConfig, data: PreparedData, run_dir: Path, writer: bool, resume: bool, say: Log,
+         write_figures: bool, live: bool) -> RunResult:
+    device = data.train.device
+    net = build_net(config.model, config.impl, data.num_inputs, data.num_outputs, seed=config.seed).to(device)
+    history: list[dict] = []
+    if resume:
+        ckpt = load_checkpoint(run_dir)
+        net.load_state_dict({k: v.to(device) for k, v in ckpt["params"].items()})
+        restore_rng_states(ckpt["rng_tensors"], ckpt["rng_meta"], data.batch_generators)
+        history = ckpt["history"]
+        say(f"resuming {run_dir} after epoch {ckpt['epoch']} of {config.epochs}")
+    module = net
+    if dist.is_available() and dist.is_initialized():
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    learner = build_learner(net, config.model, config.impl, config.lr, config.weight_decay, config.loss,
+                            config.huber_delta)
+    learner.module = module
+    if resume:
+        learner.load_optimizer_state(ckpt["optimizer"])
+    classify = data.task == "classification"
+    every = _checkpoint_every(config, data)
+    live_fig = LiveFigure(run_dir / "curves.png" if classify else run_dir / "loss.png", announce=say) \
+        if (writer and live and write_figures) else None
+
+    def on_epoch(record: dict, hist: list[dict]) -> None:
+        say(summary_line(record, data))
+        if not writer:
+            return
+        if every and (record["epoch"] % every == 0 or record["epoch"] == config.epochs):
+            save_checkpoint(run_dir, module.state_dict(), learner.optimizer_state(), record["epoch"], hist,
+                            data.batch_generators)
+        if live_fig is not None:
+            live_fig.show(_history_figure(hist, data))
+
+    history = fit(learner, data.train, config.epochs, eval_sets=data.evals, classify=classify,
+                  base_lr=config.lr, lr_schedule=config.lr_schedule, history=history,
+                  progress=config.progress and writer, on_epoch=on_epoch)
+    weight, bias = module.export()
+    model = _model_file(config, data, weight, bias)
+    metrics = _metrics(config, data, history, module, weight, bias)
+    if writer:
+        _write_outputs(run_dir, history, metrics, model, data, module, write_figures)
+        say(final_line(metrics, data))
+    return RunResult(run_dir if writer else None, history, metrics, model, module, data)
+
+
+def _checkpoint_every(config: TrainConfig, data: PreparedData) -> int:
+    if config.checkpoint_every is not None:
+        return config.checkpoint_every
+    return 1 if len(data.train.X) * max(config.epochs, 1) >= 100_000 else 0
+
+
+def summary_line(record: dict, data: PreparedData) -> str:
+    """One line per epoch, in the chapter's form."""
+    if data.task == "regression":
+        main = record.get("train_eval_loss", record["train_loss"])
+        line = f"epoch {record['epoch']}, loss {main:f}"
+        if "val_loss" in record:
+            line += f", val loss {record['val_loss']:f}"
+        return line
+    line = f"epoch {record['epoch']}, train loss {record['train_loss']:.4f}, train acc {record['train_acc']:.3f}"
+    for name in ("val", "test"):
+        if f"{name}_acc" in record:
+            line += f", {name} acc {record[f'{name}_acc']:.3f}"
+    return line + f", {record['seconds']:.2f} s"
+
+
+def final_line(metrics: dict, data: PreparedData) -> str:
+    if "w_error" in metrics:
+        return (f"w error: {[round(v, 6) for v in metrics['w_error']]}, b error: {metrics['b_error']:.6f} "
+                f"(train {metrics['train_seconds']:.3f} s)")
+    if data.task == "regression":
+        return (f"validation RMSE {metrics.get('val_rmse', float('nan')):.6g}, R^2 {metrics.get('val_r2', float('nan')):.4f}"
+                f" (train {metrics['train_seconds']:.3f} s)")
+    parts = [f"{k} {metrics[k]:.4f}" for k in ("train_loss", "train_acc", "val_acc", "test_acc") if k in metrics]
+    return ", ".join(parts) + f" (train {metrics['train_seconds']:.2f} s, load {metrics['load_seconds']:.2f} s)"
+
+
+# ----- closed form ----------------------------------------------------------------------------------
+def _closed_form(config: TrainConfig, data: PreparedData, run_dir: Path | None, say: Log,
+                 write_figures: bool) -> RunResult:
+    if data.task != "regression":
+        raise ConfigError("the closed-form solution is for linear regression only.")
+    start = time.perf_counter()
+    sol = least_squares(data.X_train, data.y_train)
+    seconds = time.perf_counter() - start
+    weight, bias = sol.weight.to(torch.float32), sol.bias.to(torch.float32)
+    from ..models.scratch import squared_loss
+
+    module = build_net("linreg", "scratch", data.num_inputs, 1, seed=config.seed)
+    module.load(weight, bias)
+    with torch.no_grad():
+        loss = float(squared_loss(module(data.X_train), data.y_train).mean())
+    history = [{"epoch": 0, "lr": 0.0, "train_loss": loss, "seconds": seconds}]
+    model = _model_file(config, data, weight, bias)
+    metrics = _metrics(config, data, history, module, weight, bias)
+    metrics.update({"method": sol.method, "condition_number": sol.condition})
+    say(f"closed form ({sol.method}), loss {loss:f}")
+    if run_dir is not None:
+        _write_outputs(run_dir, history, metrics, model, data, module, write_figures)
+        say(final_line(metrics, data))
+    return RunResult(run_dir, history, metrics, model, module, data)
+
+
+# ----- outputs --------------------------------------------------------------------------------------
+def _model_file(config: TrainConfig, data: PreparedData, weight: torch.Tensor, bias: torch.Tensor) -> ModelFile:
+    meta = {"impl": config.impl, "num_inputs": data.num_inputs, "num_outputs": data.num_outputs,
+            "feature_names": data.feature_names, "classes": data.classes, "image": data.image,
+            "target": config.target, "loss": config.loss}
+    extras = {}
+    if data.x_scaler is not None:
+        extras.update(x_mean=data.x_scaler.mean.float(), x_std=data.x_scaler.std.float())
+    if data.y_scaler is not None:
+        extras.update(y_mean=data.y_scaler.mean.float(), y_std=data.y_scaler.std.float())
+    return ModelFile(config.model, weight.cpu().float(), bias.cpu().float(), meta, extras)
+
+
+def _metrics(config: TrainConfig, data: PreparedData, history: list[dict], module, weight, bias) -> dict:
+    out: dict[str, Any] = {"epochs": len(history), "train_seconds": sum(r["seconds"] for r in history),
+                           "load_seconds": data.load_seconds}
+    if history:
+        out.update({k: v for k, v in history[-1].items() if k not in ("epoch", "seconds", "lr")})
+    if data.source == "synthetic":
+        true_w = torch.tensor(config.true_w)
+        out["w_error"] = (true_w - weight.cpu().reshape(-1)).tolist()
+        out["b_error"] = float(config.true_b - bias.cpu().reshape(-1)[0])
+    if data.task == "regression" and "val" in data.evals:
+        ev = data.evals["val"]
+        with torch.no_grad():
+            pred = module(ev.X.to(next(module.parameters()).device)).cpu()
+        y = ev.y
+        if data.y_scaler is not None:
+            pred, y = data.y_scaler.inverse(pred), data.y_scaler.inverse(y)
+        out["val_rmse"], out["val_r2"] = M.rmse(pred, y), M.r2_score(pred, y)
+    if data.task == "classification":
+        name = "test" if "test" in data.evals else ("val" if "val" in data.evals else None)
+        if name is not None:
+            preds, trues = M.predict_labels(module, _single(data.evals[name]))
+            cm = M.confusion_matrix(preds, trues, data.num_outputs)
+            out["confusion_split"] = name
+            out["confusion_matrix"] = cm.tolist()
+            out["per_class_accuracy"] = dict(zip(data.classes, M.per_class_accuracy(cm).tolist()))
+    return out
+
+
+def _single(batches):
+    """The same batch source without distributed sharding (for rank-local full evaluations)."""
+    from ..data import Batches
+
+    return Batches(batches.X, batches.y, batches.batch_size, transform=batches.transform, device=batches.device)
+
+
+def _history_figure(history: list[dict], data: PreparedData):
+    if data.task == "classification":
+        keys = ["train_loss", "train_acc", "val_acc", "test_acc"]
+        return plots.history_figure(history, keys)
+    keys = ["train_eval_loss" if "train_eval_loss" in history[0] else "train_loss", "val_loss"]
+    return plots.history_figure(history, keys, ylabel="loss", yscale="log")
+
+
+def _write_outputs(run_dir: Path, history: list[dict], metrics: dict, model: ModelFile, data: PreparedData,
+                   module, write_figures: bool) -> None:
+    write_csv(run_dir / "history.csv", history)
+    write_json(run_dir / "metrics.json", metrics)
+    save_model(run_dir / "model.safetensors", model)
+    if not write_figures:
+        return
+    if data.task == "regression":
+        if history and history[0]["epoch"] > 0:
+            plots.save_figure(_history_figure(history, data), run_dir / "loss.png")
+        return
+    plots.save_figure(_history_figure(history, data), run_dir / "curves.png")
+    names = data.classes
+    if "confusion_matrix" in metrics:
+        plots.save_figure(plots.confusion_figure(torch.tensor(metrics["confusion_matrix"]), names),
+                          run_dir / "confusion.png")
+    if data.image is not None:
+        side = data.image["side"]
+        plots.save_figure(plots.weights_figure(model.weight, names, side), run_dir / "weights.png")
+        test = data.evals.get("test")
+        X, y = test.X[:9], test.y[:9]
+        with torch.no_grad():
+            pred = module(test.transform(X.to(test.device))).argmax(1).cpu()
+        plots.save_figure(plots.predictions_figure(X, [names[int(i)] for i in y], [names[int(i)] for i in pred]),
+                          run_dir / "predictions.png")
+
+
+def read_run_config(run_dir: Path) -> TrainConfig:
+    """The resolved configuration saved in a run folder."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise ConfigError(f"{run_dir} is not a run folder (no config.json).") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); the run folder is damaged.") from None

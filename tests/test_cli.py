@@ -1,0 +1,128 @@
+"""The command line: run folders, prediction, figures, and one clear sentence for every bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from linearnet.persist import load_model
+
+
+def test_train_linreg_writes_a_complete_run_folder(cli, tmp_path):
+    code, out, err = cli("train", "linreg", "--out", tmp_path / "run", "--no-progress")
+    assert code == 0, err
+    assert "epoch 1, loss " in out and "epoch 3, loss " in out
+    assert "w error" in out
+    run = tmp_path / "run"
+    for name in ("config.json", "history.csv", "metrics.json", "model.safetensors", "loss.png"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "config.json").read_text())["lr"] == 0.03
+    assert len((run / "history.csv").read_text().splitlines()) == 4
+    assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_csv_training_converges_at_default_lr_and_predicts(cli, tmp_path, house_csv):
+    run = tmp_path / "house"
+    # default lr and batch size; raw units in the file (areas ~100, prices ~1e5)
+    code, out, err = cli("train", "linreg", "--data", house_csv, "--target", "price", "--out", run,
+                         "--epochs", "20", "--no-progress")
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["val_r2"] > 0.98, metrics
+    assert metrics["val_rmse"] < 8000
+    model = load_model(run)
+    assert model.meta["feature_names"] == ["area", "age"]
+    assert "x_mean" in model.extras and "y_std" in model.extras
+    new = tmp_path / "new.csv"
+    new.write_text("age,area\n10,100\n50,200\n")  # column order differs: names are used
+    code, out, err = cli("predict", run, "--data", new, "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    preds = [float(v) for v in (tmp_path / "p.csv").read_text().split()[1:]]
+    expected = [3000 * 100 - 1500 * 10 + 50000, 3000 * 200 - 1500 * 50 + 50000]
+    assert all(abs(p - e) / e < 0.03 for p, e in zip(preds, expected)), preds
+
+
+def test_closed_form_on_csv_and_no_standardize(cli, tmp_path, house_csv):
+    code, out, err = cli("train", "linreg", "--impl", "closed-form", "--data", house_csv, "--target", "price",
+                         "--no-standardize", "--out", tmp_path / "cf")
+    assert code == 0, err
+    m = load_model(tmp_path / "cf")
+    assert abs(float(m.weight[0, 0]) - 3000) < 60 and abs(float(m.weight[0, 1]) + 1500) < 60
+
+
+def test_plot_normal_and_vectorize_demo(cli, tmp_path):
+    code, out, _ = cli("plot", "normal", "--out", tmp_path / "n.png")
+    assert code == 0 and (tmp_path / "n.png").read_bytes()[:4] == b"\x89PNG"
+    code, out, _ = cli("demo", "vectorize", "--n", "2000")
+    assert code == 0 and "faster" in out
+
+
+def _csv(tmp_path, text, name="d.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+BAD = {
+    "missing file": (lambda t: ["--data", t / "nope.csv", "--target", "y"], "not found"),
+    "no header": (lambda t: ["--data", _csv(t, "1,2\n3,4\n5,6\n"), "--target", "y"], "header"),
+    "text feature": (lambda t: ["--data", _csv(t, "x,y\n1,2\nabc,3\n4,5\n"), "--target", "y"], "'abc'"),
+    "nan feature": (lambda t: ["--data", _csv(t, "x,y\n1,2\nnan,3\n4,5\n"), "--target", "y"], "NaN"),
+    "inf feature": (lambda t: ["--data", _csv(t, "x,y\n1,2\ninf,3\n4,5\n"), "--target", "y"], "inf"),
+    "missing target": (lambda t: ["--data", _csv(t, "x,z\n1,2\n3,4\n"), "--target", "y"], "target column 'y'"),
+    "no target flag": (lambda t: ["--data", _csv(t, "x,y\n1,2\n3,4\n")], "--target"),
+    "few rows": (lambda t: ["--data", _csv(t, "a,b,c,y\n1,2,3,4\n5,6,7,8\n"), "--target", "y"], "more rows"),
+    "lr zero": (lambda t: ["--lr", "0"], "--lr"),
+    "lr negative": (lambda t: ["--lr", "-1"], "--lr"),
+    "batch zero": (lambda t: ["--batch-size", "0"], "--batch-size"),
+    "epochs negative": (lambda t: ["--epochs", "-1"], "--epochs"),
+    "diverges": (lambda t: ["--lr", "1e6"], "diverged"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_gives_exit_2_and_one_sentence(cli, tmp_path, case):
+    make_args, needle = BAD[case]
+    out_dir = tmp_path / "out"
+    code, out, err = cli("train", "linreg", "--no-progress", "--out", out_dir, *make_args(tmp_path))
+    assert code == 2, (out, err)
+    assert needle in err, err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not (out_dir / "model.safetensors").exists()
+
+
+def test_divergence_names_epoch_and_step(cli, tmp_path):
+    code, _, err = cli("train", "linreg", "--lr", "1e6", "--out", tmp_path / "d", "--no-progress")
+    assert code == 2 and "epoch 1, step" in err and "smaller learning rate" in err
+
+
+def test_existing_run_folder_is_refused_without_overwrite(cli, tmp_path):
+    assert cli("train", "linreg", "--out", tmp_path / "r", "--no-progress")[0] == 0
+    code, _, err = cli("train", "linreg", "--out", tmp_path / "r", "--no-progress")
+    assert code == 2 and "--overwrite" in err
+    assert cli("train", "linreg", "--out", tmp_path / "r", "--no-progress", "--overwrite")[0] == 0
+
+
+def test_unwritable_out_is_a_clear_error(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = cli("train", "linreg", "--out", blocker / "sub", "--no-progress")
+    assert code == 2 and "--out" in err
+
+
+def test_python_dash_m_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "linearnet", "train", "linreg", "--lr", "-3", "--out",
+                           str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--lr must be > 0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_model_weights_in_file_match_metrics(tmp_path, cli):
+    cli("train", "linreg", "--out", tmp_path / "r", "--no-progress")
+    m = load_model(tmp_path / "r")
+    errors = json.loads((tmp_path / "r" / "metrics.json").read_text())["w_error"]
+    assert torch.allclose(torch.tensor([2, -3.4]) - m.weight.reshape(-1), torch.tensor(errors), atol=1e-6)
