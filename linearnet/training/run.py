@@ -169,8 +169,8 @@ def final_line(metrics: dict, data: PreparedData) -> str:
         return (f"w error: {[round(v, 6) for v in metrics['w_error']]}, b error: {metrics['b_error']:.6f} "
                 f"(train {metrics['train_seconds']:.3f} s)")
     if data.task == "regression":
-        return (f"validation RMSE {metrics.get('val_rmse', float('nan')):.6g}, R^2 {metrics.get('val_r2', float('nan')):.4f}"
-                f" (train {metrics['train_seconds']:.3f} s)")
+        rmse, r2 = metrics.get("val_rmse", float("nan")), metrics.get("val_r2", float("nan"))
+        return f"validation RMSE {rmse:.6g}, R^2 {r2:.4f} (train {metrics['train_seconds']:.3f} s)"
     parts = [f"{k} {metrics[k]:.4f}" for k in ("train_loss", "train_acc", "val_acc", "test_acc") if k in metrics]
     return ", ".join(parts) + f" (train {metrics['train_seconds']:.2f} s, load {metrics['load_seconds']:.2f} s)"
 
