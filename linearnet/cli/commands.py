@@ -183,7 +183,7 @@ def cmd_data(args: argparse.Namespace, env: dict[str, str]) -> int:
         fig = plots.image_grid(X[:n], -(-n // cols), cols, fm.get_fashion_mnist_labels(y[:n]))
         print(f"image grid: {plots.save_figure(fig, args.out)}")
     else:
-        from ..benchmarks_support import read_pass_times
+        from ..data.speed import read_pass_times
 
         for name, seconds in read_pass_times(ds, args.batch_size).items():
             print(f"{name:>32}: {seconds * 1e3:8.1f} ms")
