@@ -28,7 +28,7 @@ from ..io import write_csv, write_json
 from ..models import build_learner, build_net
 from ..models.closed_form import least_squares
 from ..persist import ModelFile, save_model
-from .checkpoint import load_checkpoint, restore_rng_states, save_checkpoint
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng_states, save_checkpoint
 from .loop import fit
 from .prepare import PreparedData, prepare
 
@@ -86,6 +86,9 @@ def train_run(config: TrainConfig, run_dir: Path | None = None, *, resume: bool 
     if writer and not resume:
         create_run_dir(run_dir, overwrite)
         write_json(run_dir / "config.json", config.to_dict())
+    if writer and resume:
+        for stale in run_dir.glob(".*.tmp"):  # temp files of a killed writer; the real files are intact
+            stale.unlink(missing_ok=True)
     data = prepare(config, rank=rank, world_size=world, data_env=data_env, log=say)
     if config.data == "fashion-mnist":
         say(f"Fashion-MNIST from {data.source}, loaded in {data.load_seconds:.2f} s")
@@ -100,8 +103,10 @@ def _sgd(config: TrainConfig, data: PreparedData, run_dir: Path, writer: bool, r
     device = data.train.device
     net = build_net(config.model, config.impl, data.num_inputs, data.num_outputs, seed=config.seed).to(device)
     history: list[dict] = []
-    if resume:
-        ckpt = load_checkpoint(run_dir)
+    ckpt = load_checkpoint(run_dir) if resume and (run_dir / CHECKPOINT_NAME).exists() else None
+    if resume and ckpt is None:
+        say(f"{run_dir} has no checkpoint yet; starting it from the beginning")
+    if ckpt is not None:
         net.load_state_dict({k: v.to(device) for k, v in ckpt["params"].items()})
         restore_rng_states(ckpt["rng_tensors"], ckpt["rng_meta"], data.batch_generators)
         history = ckpt["history"]
@@ -114,7 +119,7 @@ def _sgd(config: TrainConfig, data: PreparedData, run_dir: Path, writer: bool, r
     learner = build_learner(net, config.model, config.impl, config.lr, config.weight_decay, config.loss,
                             config.huber_delta)
     learner.module = module
-    if resume:
+    if ckpt is not None:
         learner.load_optimizer_state(ckpt["optimizer"])
     classify = data.task == "classification"
     every = _checkpoint_every(config, data)

@@ -1,0 +1,205 @@
+"""Reliability: exact resume after SIGKILL, Ctrl-C, atomic writes, safe model files, fuzzed inputs."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from linearnet import TrainConfig, train_run
+from linearnet.data.idx import parse_idx
+from linearnet.data.tabular import load_csv
+from linearnet.errors import DataError, LinearNetError, ModelFileError
+from linearnet.persist import FORMAT_VERSION, ModelFile, load_model, parse_model_bytes, save_model
+
+TRAIN = ["train", "linreg", "--num-examples", "4000", "--epochs", "12", "--batch-size", "8",
+         "--checkpoint-every", "1", "--no-progress", "--lr", "0.01"]
+KILL_TRIALS = 20
+
+
+def _reference(tmp_path_factory):
+    from linearnet.cli.main import main
+
+    d = tmp_path_factory.mktemp("ref") / "run"
+    assert main([*TRAIN, "--out", str(d)]) == 0
+    return load_model(d)
+
+
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path_factory, capsys):
+    from linearnet.cli.main import main
+
+    ref = _reference(tmp_path_factory)
+    rng = random.Random(1234)
+    outcomes = []
+    for trial in range(KILL_TRIALS):
+        run = tmp_path_factory.mktemp(f"kill{trial}") / "run"
+        proc = subprocess.Popen([sys.executable, "-m", "linearnet", *TRAIN, "--out", str(run)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 3.5))  # import takes ~1.5 s, training ~1 s: kills land everywhere
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if (run / "config.json").exists():
+            assert main(["train", "linreg", "--resume", str(run), "--no-progress"]) == 0
+        else:  # killed before the run folder existed: nothing to resume, start again
+            assert main([*TRAIN, "--out", str(run), "--overwrite"]) == 0
+        capsys.readouterr()
+        got = load_model(run)
+        assert torch.equal(got.weight, ref.weight) and torch.equal(got.bias, ref.bias), f"trial {trial}"
+        assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+        outcomes.append(proc.returncode)
+    assert outcomes.count(-signal.SIGKILL) >= KILL_TRIALS // 2  # most trials really were killed mid-run
+
+
+def test_resume_continues_with_more_epochs_like_one_long_run(tmp_path):
+    cfg = TrainConfig.create("linreg", epochs=4, checkpoint_every=1, progress=False)
+    full = train_run(cfg, tmp_path / "full", log=lambda s: None)
+    short = train_run(cfg.replace(epochs=2), tmp_path / "short", log=lambda s: None)
+    assert len(short.history) == 2
+    resumed = train_run(cfg, tmp_path / "short", resume=True, log=lambda s: None)
+    assert torch.equal(resumed.model.weight, full.model.weight)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+
+
+def test_sigint_keeps_checkpoint_and_exits_130(tmp_path):
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "linearnet", "train", "linreg", "--num-examples", "50000", "--epochs", "50",
+            "--checkpoint-every", "1", "--no-progress", "--out", str(run)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (run / "checkpoint.safetensors").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"--resume {run}" in err and "Traceback" not in err
+    from linearnet.training.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run)["epoch"] >= 1
+
+
+def test_full_disk_leaves_no_half_written_file(cli, tmp_path, monkeypatch):
+    import linearnet.io as lio
+
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lio.os, "replace", no_space)
+    code, _, err = cli("train", "linreg", "--out", tmp_path / "r", "--no-progress")
+    assert code == 2 and "No space left" in err and "Traceback" not in err
+    assert [p.name for p in (tmp_path / "r").iterdir()] == []
+
+
+def test_pickle_files_are_refused_never_loaded(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"weight": torch.zeros(1, 2)}, path)
+    with pytest.raises(ModelFileError, match="never unpickles"):
+        load_model(path)
+    disguised = tmp_path / "model.safetensors"
+    disguised.write_bytes(path.read_bytes())
+    with pytest.raises(ModelFileError, match="pickle"):
+        load_model(disguised)
+
+
+def _model():
+    return ModelFile("softmax", torch.zeros(3, 2), torch.zeros(3), {"classes": ["a", "b", "c"],
+                                                                   "feature_names": ["x", "y"]})
+
+
+def test_model_files_with_wrong_shapes_or_newer_versions_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    save_model(path, _model())
+    assert load_model(path).meta["classes"] == ["a", "b", "c"]
+    from safetensors.torch import save_file
+
+    save_file({"weight": torch.zeros(3, 2), "bias": torch.zeros(4)}, str(path),
+              metadata={"format_version": "1", "kind": "softmax", "meta": "{}"})
+    with pytest.raises(ModelFileError, match="do not fit"):
+        load_model(path)
+    save_file({"weight": torch.zeros(3, 2), "bias": torch.zeros(3)}, str(path),
+              metadata={"format_version": str(FORMAT_VERSION + 1), "kind": "softmax", "meta": "{}"})
+    with pytest.raises(ModelFileError, match="newer"):
+        load_model(path)
+    save_file({"weight": torch.zeros(3, 2), "bias": torch.zeros(3)}, str(path),
+              metadata={"format_version": "1", "kind": "softmax", "meta": '{"classes": ["a"]}'})
+    with pytest.raises(ModelFileError, match="1 class labels for 3 outputs"):
+        load_model(path)
+
+
+def test_cli_refuses_pickle_model(cli, tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"\x80\x04\x95junk")
+    code, _, err = cli("predict", tmp_path, "--data", tmp_path / "x.csv")
+    assert code == 2 and "pickle" in err
+
+
+FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(st.binary(max_size=200))
+def test_idx_parser_fuzz_any_bytes(data):
+    try:
+        arr = parse_idx(data)
+    except DataError:
+        return
+    assert arr.nbytes <= len(data)
+
+
+@FUZZ
+@given(st.binary(max_size=64), st.integers(0, 0x0F), st.lists(st.integers(0, 2**32 - 1), max_size=4))
+def test_idx_parser_fuzz_structured_headers(body, code, dims):
+    data = bytes([0, 0, code, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + body
+    try:
+        parse_idx(data)
+    except DataError:
+        pass
+
+
+@FUZZ
+@given(st.text(max_size=300))
+def test_csv_loader_fuzz(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("csv") / "f.csv"
+    path.write_bytes(text.encode("utf-8", "replace"))
+    try:
+        table = load_csv(path, target="y")
+    except DataError:
+        return
+    assert table.X.shape[0] == table.y.shape[0] and torch.isfinite(table.X).all()
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_model_loader_fuzz_random_bytes(data):
+    try:
+        parse_model_bytes(data)
+    except ModelFileError:
+        pass
+
+
+@FUZZ
+@given(st.integers(0, 2000), st.binary(min_size=1, max_size=8))
+def test_model_loader_fuzz_mutated_real_file(tmp_path_factory, pos, patch):
+    path = tmp_path_factory.mktemp("m") / "m.safetensors"
+    save_model(path, _model())
+    raw = bytearray(path.read_bytes())
+    pos %= len(raw)
+    raw[pos:pos + len(patch)] = patch
+    try:
+        m = parse_model_bytes(bytes(raw))
+    except ModelFileError:
+        return
+    m.validate()
+
+
+def test_errors_are_one_family():
+    for cls in (DataError, ModelFileError):
+        assert issubclass(cls, LinearNetError)
+    assert os.path.basename(__file__).startswith("test_")
