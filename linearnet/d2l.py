@@ -303,8 +303,7 @@ def train_ch3(net, train_iter, test_iter, loss, num_epochs, updater):
 
 def predict_ch3(net, test_iter, n=6):
     """Show n test images titled with true and predicted labels (any resize, any device)."""
-    for X, y in test_iter:
-        break
+    X, y = next(iter(test_iter))
     trues = get_fashion_mnist_labels(y)
     preds = get_fashion_mnist_labels(net(X).argmax(axis=1))
     titles = [true + "\n" + pred for true, pred in zip(trues, preds)]
