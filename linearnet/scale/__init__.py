@@ -1,0 +1,1 @@
+"""Scale: exact least squares streamed from files larger than memory."""
