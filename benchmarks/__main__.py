@@ -7,7 +7,6 @@ seconds and the median ratio to its baseline measured in the same run, and the m
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
