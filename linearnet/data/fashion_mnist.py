@@ -261,7 +261,7 @@ class ImageTransform:
         self.resize, self.mean, self.std = resize, mean, std
 
     def __call__(self, X: torch.Tensor) -> torch.Tensor:
-        X = X.unsqueeze(1).to(torch.float32).div_(255.0)
+        X = X.unsqueeze(1).to(torch.float32).mul_(1.0 / 255.0)  # multiplying is ~2x faster than dividing
         if self.resize is not None and self.resize != X.shape[-1]:
             X = F.interpolate(X, size=(self.resize, self.resize), mode="bilinear", antialias=True,
                               align_corners=False)

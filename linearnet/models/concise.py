@@ -58,20 +58,20 @@ class SoftmaxRegressionConcise(nn.Module):
             self.net[1].bias.copy_(bias)
 
 
-# ----- losses (per example, unreduced) -----------------------------------------------------------
+# ----- losses (the framework's default: mean over the batch) -------------------------------------
 def squared_loss() -> nn.Module:
-    """``nn.MSELoss`` per example: ``(y_hat - y)^2``, twice the scratch squared loss."""
-    return nn.MSELoss(reduction="none")
+    """``nn.MSELoss``: mean of ``(y_hat - y)^2``, twice the scratch squared loss."""
+    return nn.MSELoss()
 
 
 def huber_loss(delta: float = 1.0) -> nn.Module:
-    """``nn.HuberLoss`` per example."""
-    return nn.HuberLoss(reduction="none", delta=delta)
+    """``nn.HuberLoss``: batch mean."""
+    return nn.HuberLoss(delta=delta)
 
 
 def cross_entropy() -> nn.Module:
-    """``nn.CrossEntropyLoss`` per example (takes logits; class indices or soft labels)."""
-    return nn.CrossEntropyLoss(reduction="none")
+    """``nn.CrossEntropyLoss``: batch mean (takes logits; class indices or soft labels)."""
+    return nn.CrossEntropyLoss()
 
 
 # ----- optimizer -----------------------------------------------------------------------------------
@@ -94,12 +94,18 @@ class ConciseLearner:
         self.trainer = sgd(net, lr, weight_decay)
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step; returns the batch's summed loss and the outputs (both detached)."""
         out = self.net(X)
         l = self.loss(out, y)
         self.trainer.zero_grad()
-        l.mean().backward()
+        l.backward()
         self.trainer.step()
-        return l.detach(), out.detach()
+        return l.detach() * len(y), out.detach()
+
+    def eval_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed loss and outputs without touching the parameters (call under no_grad)."""
+        out = self.net(X)
+        return self.loss(out, y) * len(y), out
 
     def set_lr(self, lr: float) -> None:
         self.lr = lr

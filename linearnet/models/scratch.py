@@ -118,10 +118,10 @@ def sgd(params: Iterable[torch.Tensor], lr: float, batch_size: int, weight_decay
     """
     with torch.no_grad():
         for param in params:
-            grad = param.grad / batch_size
             if weight_decay and param.dim() >= 2:
-                grad = grad + weight_decay * param
-            param -= lr * grad
+                param -= lr * (param.grad / batch_size + weight_decay * param)
+            else:
+                param.add_(param.grad, alpha=-lr / batch_size)  # one fused pass over the parameter
             param.grad.zero_()
 
 
@@ -134,11 +134,17 @@ class ScratchLearner:
         self.params = list(net.parameters())
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step; returns the batch's summed loss and the outputs (both detached)."""
         out = self.net(X)
-        l = self.loss(out, y)
-        l.sum().backward()
+        l = self.loss(out, y).sum()
+        l.backward()
         sgd(self.params, self.lr, X.shape[0], self.weight_decay)
         return l.detach(), out.detach()
+
+    def eval_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed loss and outputs without touching the parameters (call under no_grad)."""
+        out = self.net(X)
+        return self.loss(out, y).sum(), out
 
     def set_lr(self, lr: float) -> None:
         self.lr = lr

@@ -1,8 +1,9 @@
 """The one training loop: a single epoch routine serves training and evaluation.
 
-The loop knows neither implementation: it talks to a *learner* (``net``, ``loss`` and
-``train_step``; see :mod:`linearnet.models.scratch` and :mod:`linearnet.models.concise`) and returns
-a plain history, one dict per epoch, that reports and plots read afterwards.
+The loop knows neither implementation: it talks to a *learner* (``net``, ``train_step`` and
+``eval_step``, each returning the batch's summed loss and the outputs; see
+:mod:`linearnet.models.scratch` and :mod:`linearnet.models.concise`) and returns a plain history,
+one dict per epoch, that reports and plots read afterwards.
 """
 
 from __future__ import annotations
@@ -50,20 +51,16 @@ def run_epoch(learner, batches: Iterable, train: bool, classify: bool = False,
     bar = tqdm(batches, desc=desc, leave=False, disable=None if progress else True, unit="batch")
     with torch.set_grad_enabled(train):
         for step, (X, y) in enumerate(bar, start=1):
-            if train:
-                l, out = learner.train_step(X, y)
-            else:
-                out = net(X)
-                l = learner.loss(out, y)
+            l, out = learner.train_step(X, y) if train else learner.eval_step(X, y)
             if on_cpu:
-                s = l.sum().item()
+                s = l.item()
                 if not math.isfinite(s):
                     _diverged(epoch, step, s)
                 loss_sum += s
                 if classify:
                     correct += int((out.argmax(dim=1) == y).sum())
             else:
-                loss_sum += l.sum()
+                loss_sum += l
                 if classify:
                     correct += (out.argmax(dim=1) == y).sum()
             n += len(y)

@@ -74,15 +74,14 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def train_run(config: TrainConfig, run_dir: Path | None = None, *, resume: bool = False,
+def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = False,
               overwrite: bool = False, log: Log = print, data_env: str | None = None,
               write_figures: bool = True, live: bool = True) -> RunResult:
     """Run ``config`` into ``run_dir`` (created, or continued when ``resume``) and return the result."""
     rank, world = _rank_world()
     writer = rank == 0
     say = log if writer else (lambda _msg: None)
-    if run_dir is None:
-        run_dir = default_run_dir(config)
+    run_dir = default_run_dir(config) if run_dir is None else Path(run_dir)
     if writer and not resume:
         create_run_dir(run_dir, overwrite)
         write_json(run_dir / "config.json", config.to_dict())
