@@ -1,19 +1,30 @@
-"""Benchmark harness: ``python -m benchmarks [NAME ...] [--quick] [--json OUT]``.
+"""Benchmark harness: ``python -m benchmarks [NAME ...] [--quick] [--json OUT] [--update-readme]``.
 
-Each benchmark runs its cases interleaved (A B A B ...) after a warm-up, prints min/median/max
-seconds and the median ratio to its baseline measured in the same run, and the machine facts.
+Every benchmark runs its cases interleaved (A B A B ...) after a warm-up, prints min/median/max
+seconds and the median ratio to its baseline measured in the same run, and records the machine.
+``--update-readme`` writes the tables between the benchmark markers of README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
+
+RESULTS = Path(__file__).parent / "results"
+README = Path(__file__).parent.parent / "README.md"
 
 
 def machine() -> dict:
@@ -23,15 +34,18 @@ def machine() -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "numpy": np.__version__,
-            "threads": torch.get_num_threads(), "blas": torch.__config__.show().count("mkl") and "MKL" or "other"}
+    cfg = torch.__config__.show()
+    blas = "MKL" if "USE_MKL=ON" in cfg or "mkl" in cfg.lower() else "OpenBLAS/other"
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "blas": blas, "torch threads": torch.get_num_threads()}
 
 
-def measure(cases: dict, repeats: int) -> dict[str, list[float]]:
+def measure(cases: dict, repeats: int, warmup: bool = True) -> dict[str, list[float]]:
     """Interleaved timings: one warm-up each, then ``repeats`` rounds of every case in turn."""
-    for fn in cases.values():
-        fn()
-    times = {name: [] for name in cases}
+    if warmup:
+        for fn in cases.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
         for name, fn in cases.items():
             start = time.perf_counter()
@@ -40,109 +54,136 @@ def measure(cases: dict, repeats: int) -> dict[str, list[float]]:
     return times
 
 
-def report(title: str, times: dict[str, list[float]], baseline: str, extra: dict | None = None) -> dict:
-    base = statistics.median(times[baseline])
-    print(f"\n## {title}")
-    print(f"| case | min s | median s | max s | speed-up vs {baseline} |")
-    print("|---|---|---|---|---|")
-    rows = {}
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        rows[name] = {"min": min(ts), "median": med, "max": max(ts), "speedup": base / med}
-        note = (extra or {}).get(name, "")
-        print(f"| {name} | {min(ts):.4f} | {med:.4f} | {max(ts):.4f} | {base / med:.1f}x {note} |")
-    return rows
+class Report:
+    """Collects markdown tables (printed as they come) and the raw numbers."""
+
+    def __init__(self) -> None:
+        self.markdown: list[str] = []
+        self.data: dict = {}
+
+    def table(self, key: str, title: str, times: dict[str, list[float]], baseline: str,
+              notes: dict[str, str] | None = None, target: str = "") -> dict:
+        base = statistics.median(times[baseline])
+        lines = [f"**{title}**" + (f" (target: {target})" if target else ""), "",
+                 f"| case | min s | median s | max s | speed-up vs {baseline} | note |", "|---|---|---|---|---|---|"]
+        rows = {}
+        for name, ts in times.items():
+            med = statistics.median(ts)
+            rows[name] = {"min": min(ts), "median": med, "max": max(ts), "speedup": base / med}
+            lines.append(f"| {name} | {min(ts):.4f} | {med:.4f} | {max(ts):.4f} | {base / med:.1f}x | "
+                         f"{(notes or {}).get(name, '')} |")
+        text = "\n".join(lines) + "\n"
+        print("\n" + text, flush=True)
+        self.markdown.append(text)
+        self.data[key] = rows
+        return rows
 
 
-def bench_read(quick: bool) -> dict:
-    from torch.utils import data
+def _quiet():
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
+
+# ----- 1. read pass ---------------------------------------------------------------------------------
+def bench_read(rep: Report, quick: bool) -> None:
     from linearnet.data import fashion_mnist as fm
+    from linearnet.data.speed import chapter_loader
 
     ds = fm.load_fashion_mnist(progress=False)
     ours = fm.batches(ds, "train", 256)
-
-    def loader(workers):
-        dl = data.DataLoader(fm.FashionMNISTDataset(ds, "train"), 256, shuffle=True, num_workers=workers,
-                             persistent_workers=workers > 0)
-        return lambda: [None for _ in dl]
-
-    cases = {"Dataset+DataLoader 0 workers": loader(0), "linearnet Batches": lambda: [None for _ in ours]}
+    cases = {"chapter per-sample PIL pipeline, 0 workers": lambda: [None for _ in chapter_loader(ds, "train", 256)]}
     if not quick:
-        cases["Dataset+DataLoader 4 workers"] = loader(4)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        times = measure(cases, 1 if quick else 3)
-    return report("Fashion-MNIST read pass, batch 256", times, "Dataset+DataLoader 0 workers")
+        loader4 = chapter_loader(ds, "train", 256, workers=4)
+        cases["chapter per-sample PIL pipeline, 4 workers"] = lambda: [None for _ in loader4]
+    cases["linearnet Batches"] = lambda: [None for _ in ours]
+    rep.table("read", "Read pass over the 60,000 training images, batch 256, float32 batches",
+              measure(cases, 1 if quick else 3), "chapter per-sample PIL pipeline, 0 workers", target=">= 20x")
 
 
-def bench_softmax(quick: bool) -> dict:
-    from torch.utils import data
-
+# ----- 2./3. softmax epochs and the GEMM floor ---------------------------------------------------------
+def bench_softmax(rep: Report, quick: bool) -> None:
     from linearnet.data import fashion_mnist as fm
+    from linearnet.data.speed import chapter_loader
     from linearnet.models import build_learner, build_net
     from linearnet.training import fit
 
     ds = fm.load_fashion_mnist(progress=False)
     epochs = 2 if quick else 10
-    accs = {}
+    accs: dict[str, float] = {}
 
-    def ours(impl):
+    def train(name, impl, train_batches, test_batches):
         def run():
-            net = build_net("softmax", impl, 784, 10)
-            hist = fit(build_learner(net, "softmax", impl, 0.1), fm.batches(ds, "train", 256, seed=0), epochs,
-                       eval_sets={"test": fm.batches(ds, "test", 4096)}, classify=True)
-            accs[f"linearnet {impl}"] = hist[-1]["test_acc"]
+            net = build_net("softmax", impl, 784, 10, seed=0)
+            hist = fit(build_learner(net, "softmax", impl, 0.1), train_batches(), epochs,
+                       eval_sets={"test": test_batches()}, classify=True)
+            accs[name] = hist[-1]["test_acc"]
         return run
 
-    class SameOrder(data.Sampler):
-        """The permutations ``Batches(seed=0)`` draws, so both pipelines see identical batches."""
-
-        def __init__(self, n):
-            self.n = n
-
-        def __len__(self):
-            return self.n
-
-        def __iter__(self):
-            return iter(torch.randperm(self.n, generator=self.g).tolist())
-
-        def reset(self):
-            self.g = torch.Generator().manual_seed(0)
-
-    def per_sample():
-        sampler = SameOrder(len(ds.train_labels))
-        sampler.reset()
-        train = data.DataLoader(fm.FashionMNISTDataset(ds, "train"), 256, sampler=sampler)
-        test = data.DataLoader(fm.FashionMNISTDataset(ds, "test"), 256)
-        net = build_net("softmax", "concise", 784, 10)
-        hist = fit(build_learner(net, "softmax", "concise", 0.1), train, epochs, eval_sets={"test": test},
-                   classify=True)
-        accs["per-sample pipeline"] = hist[-1]["test_acc"]
-
     W = torch.randn(10, 784)
+    Xf = ds.train_images.reshape(-1, 784)
 
-    def floor():  # the bare work: gather + forward + backward products of every step
-        Xf = ds.train_images.reshape(-1, 784)
+    def floor():  # the bare work of every step: gather, convert, forward and weight-gradient products
+        g = torch.Generator().manual_seed(0)
         for _ in range(epochs):
-            perm = torch.randperm(60000)
+            perm = torch.randperm(60000, generator=g)
             for i in range(0, 60000, 256):
-                X = Xf.index_select(0, perm[i:i + 256]).to(torch.float32).div_(255)
+                X = Xf.index_select(0, perm[i:i + 256]).to(torch.float32).mul_(1 / 255)
                 G = torch.nn.functional.linear(X, W)
                 G.t() @ X
 
-    cases = {"per-sample pipeline": per_sample, "linearnet scratch": ours("scratch"),
-             "linearnet concise": ours("concise"), "bare GEMM floor": floor}
-    times = measure(cases, 1 if quick else 3)
-    rows = report(f"Softmax regression, {epochs} epochs + per-epoch test evaluation", times, "per-sample pipeline",
-                  {k: f"(test acc {v:.4f})" for k, v in accs.items()})
-    rows["accuracy"] = accs
-    return rows
+    cases = {
+        "chapter per-sample pipeline (concise model)": train(
+            "chapter per-sample pipeline (concise model)", "concise",
+            lambda: chapter_loader(ds, "train", 256, seed=0), lambda: chapter_loader(ds, "test", 256, seed=None)),
+        "linearnet scratch": train("linearnet scratch", "scratch", lambda: fm.batches(ds, "train", 256, seed=0),
+                                   lambda: fm.batches(ds, "test", 10000)),
+        "linearnet concise": train("linearnet concise", "concise", lambda: fm.batches(ds, "train", 256, seed=0),
+                                   lambda: fm.batches(ds, "test", 10000)),
+        "bare gather + GEMM floor": floor,
+    }
+    times = measure(cases, 1 if quick else 3, warmup=not quick)
+    rows = rep.table("softmax", f"Softmax regression, {epochs} epochs, lr 0.1, batch 256, test evaluation every epoch",
+                     times, "chapter per-sample pipeline (concise model)",
+                     {k: f"test acc {v:.4f}" for k, v in accs.items()},
+                     target=">= 25x with equal accuracy; within 3x of the floor")
+    floor_med = rows["bare gather + GEMM floor"]["median"]
+    for impl in ("scratch", "concise"):
+        rows[f"linearnet {impl}"]["x_floor"] = rows[f"linearnet {impl}"]["median"] / floor_med
+    rep.data["softmax"]["accuracy"] = accs
+    print("epoch time / floor: " + ", ".join(f"{k} {v['x_floor']:.2f}x" for k, v in rows.items() if "x_floor" in v))
 
 
-def bench_sklearn(quick: bool) -> dict:
+# ----- accuracy of the documented configurations ------------------------------------------------------
+BEST_SOFTMAX = {"epochs": 50, "lr": 0.05, "batch_size": 128, "lr_schedule": "cosine", "normalize": True}
+
+
+def bench_accuracy(rep: Report, quick: bool) -> None:
+    from linearnet import TrainConfig, train_run
+
+    configs = {"chapter scratch (10 epochs)": ("scratch", {}), "chapter concise (10 epochs)": ("concise", {}),
+               "best documented (concise)": ("concise", BEST_SOFTMAX)}
+    if quick:
+        configs = {"chapter concise (2 epochs)": ("concise", {"epochs": 2})}
+    lines = ["**Softmax test accuracy on Fashion-MNIST** (targets: chapter config >= 0.82, best >= 0.845)", "",
+             "| configuration | test acc | train seconds |", "|---|---|---|"]
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (impl, extra) in configs.items():
+            r = train_run(TrainConfig.create("softmax", impl=impl, progress=False, **extra), Path(tmp) / "run",
+                          overwrite=True, log=lambda s: None, live=False, write_figures=False)
+            out[name] = {"test_acc": r.metrics["test_acc"], "train_seconds": r.metrics["train_seconds"]}
+            lines.append(f"| {name} | {r.metrics['test_acc']:.4f} | {r.metrics['train_seconds']:.2f} |")
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    rep.markdown.append(text)
+    rep.data["accuracy"] = out
+
+
+# ----- 4. accuracy/time frontier against scikit-learn -----------------------------------------------------
+BEST_ESTIMATOR = {"lr": 0.2, "batch_size": 512, "max_iter": 12, "lr_schedule": "cosine", "random_state": 0}
+
+
+def bench_sklearn(rep: Report, quick: bool) -> None:
     from sklearn.linear_model import LogisticRegression, SGDClassifier
 
     from linearnet.data import fashion_mnist as fm
@@ -153,80 +194,195 @@ def bench_sklearn(quick: bool) -> dict:
     X = ds.train_images[:n].reshape(n, -1).numpy() / 255.0
     y = ds.train_labels[:n].numpy()
     Xt, yt = ds.test_images.reshape(10000, -1).numpy() / 255.0, ds.test_labels.numpy()
-    models = {"sklearn LogisticRegression()": LogisticRegression(),
-              "sklearn SGDClassifier(log_loss)": SGDClassifier(loss="log_loss", random_state=0),
-              "linearnet SoftmaxRegression": SoftmaxRegression(lr=0.05, batch_size=256, max_iter=10,
-                                                               alpha=1e-4, random_state=0)}
-    accs = {}
-    cases = {}
-    for name, est in models.items():
-        def run(est=est, name=name):
-            est.fit(X, y)
-            accs[name] = float((est.predict(Xt) == yt).mean())
-        cases[name] = run
-    import warnings
+    models = {"sklearn LogisticRegression()": LogisticRegression,
+              "sklearn SGDClassifier(loss='log_loss')": lambda: SGDClassifier(loss="log_loss", random_state=0),
+              "linearnet SoftmaxRegression (best documented)": lambda: SoftmaxRegression(**BEST_ESTIMATOR)}
+    accs: dict[str, float] = {}
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        times = {name: [] for name in cases}
-        for name, fn in cases.items():  # one fit each: LogisticRegression alone takes tens of seconds
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    rows = report(f"Fashion-MNIST accuracy/time frontier ({n} training images)", times,
-                  "sklearn LogisticRegression()", {k: f"(test acc {v:.4f})" for k, v in accs.items()})
-    rows["accuracy"] = accs
-    return rows
-
-
-def bench_closed_form(quick: bool) -> dict:
-    from sklearn.linear_model import LinearRegression as SkLR
-
-    from linearnet.sklearn import LinearRegression
-
-    n = 100_000 if quick else 1_000_000
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(n, 100))
-    y = X @ rng.normal(size=100) + 3 + rng.normal(0, 0.1, n)
-    coefs = {}
-
-    def case(name, fn):
+    def case(name, make):
         def run():
-            coefs[name] = fn()
+            est = make().fit(X, y)
+            accs[name] = float((est.predict(Xt) == yt).mean())
         return run
 
-    cases = {"sklearn LinearRegression": case("sk", lambda: SkLR().fit(X, y).coef_),
-             "numpy lstsq": case("np", lambda: np.linalg.lstsq(np.hstack([X, np.ones((n, 1))]), y, rcond=None)[0][:-1]),
-             "linearnet closed form": case("ours", lambda: LinearRegression().fit(X, y).coef_)}
-    times = measure(cases, 1 if quick else 2)
-    err = float(np.abs(coefs["ours"] - coefs["sk"]).max())
-    rows = report(f"Least squares n={n}, d=100, float64 (max |coef - sklearn| = {err:.1e})", times,
-                  "sklearn LinearRegression")
-    rows["max_coef_error"] = err
-    return rows
+    SoftmaxRegression(max_iter=1).fit(X[:512], y[:512])  # warm torch up once; scikit-learn needs none
+    with warnings.catch_warnings():
+        _quiet()
+        times = measure({k: case(k, v) for k, v in models.items()}, 1, warmup=False)
+    rep.table("sklearn", f"Fashion-MNIST accuracy and fit time, {n} training images scaled to [0, 1]", times,
+              "sklearn LogisticRegression()", {k: f"test acc {v:.4f}" for k, v in accs.items()},
+              target="accuracy >= LogisticRegression's at <= 1/10 of its time")
+    rep.data["sklearn"]["accuracy"] = accs
 
 
-BENCHMARKS = {"read": bench_read, "softmax": bench_softmax, "sklearn": bench_sklearn, "closed_form": bench_closed_form}
+# ----- 5. least squares: time, accuracy, peak memory ---------------------------------------------------------
+_LSQ_CHILD = r"""
+import json, sys, time, numpy as np, torch
+name, n, cond, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+rng = np.random.default_rng(0)
+d = 100
+if cond > 1:
+    U, _ = np.linalg.qr(rng.normal(size=(n, d)))
+    V, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    X = (U * np.logspace(0, -np.log10(cond), d)) @ V.T * np.sqrt(n)
+else:
+    X = rng.normal(size=(n, d))
+y = X @ rng.normal(size=d) + 3 + rng.normal(0, 0.1, n)
+from sklearn.linear_model import LinearRegression as SkLR  # imports happen before the clock starts
+from linearnet.sklearn import LinearRegression as OurLR
+def vmhwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+base = vmhwm()
+t = time.perf_counter()
+if name == "sklearn":
+    coef = SkLR().fit(X, y).coef_
+elif name == "lstsq":
+    coef = np.linalg.lstsq(np.hstack([X, np.ones((n, 1))]), y, rcond=None)[0][:-1]
+elif name == "normal-equations":
+    A = np.hstack([X, np.ones((n, 1))])
+    coef = np.linalg.solve(A.T @ A, A.T @ y)[:-1]
+else:
+    coef = OurLR().fit(X, y).coef_
+seconds = time.perf_counter() - t
+np.save(out, coef)
+print(json.dumps({"seconds": seconds, "peak_extra_mb": vmhwm() - base}))
+"""
+
+
+def _lsq_case(name: str, n: int, cond: float, tmp: str) -> dict:
+    out = os.path.join(tmp, f"{name}-{cond}.npy")
+    proc = subprocess.run([sys.executable, "-c", _LSQ_CHILD, name, str(n), str(cond), out], capture_output=True,
+                          text=True, check=True)
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res["coef"] = np.load(out)
+    return res
+
+
+def bench_closed_form(rep: Report, quick: bool) -> None:
+    n = 100_000 if quick else 1_000_000
+    names = {"sklearn": "sklearn LinearRegression", "lstsq": "numpy lstsq (QR/SVD)",
+             "linearnet": "linearnet closed form"}
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for cond in (1.0, 1e10):
+            cases = dict(names)
+            if cond > 1:
+                cases["normal-equations"] = "plain normal equations (np.linalg.solve)"
+            times: dict[str, list[float]] = {label: [] for label in cases.values()}
+            notes = {}
+            results = {}
+            for _ in range(1 if quick or cond > 1 else 2):  # interleaved rounds, each case in a fresh process
+                for key, label in cases.items():
+                    r = _lsq_case(key, n, cond, tmp)
+                    times[label].append(r["seconds"])
+                    results[key] = r
+            ref = results["lstsq"]["coef"]
+            for key, label in cases.items():
+                err = float(np.abs(results[key]["coef"] - ref).max() / np.abs(ref).max())
+                peak = results[key]["peak_extra_mb"]
+                notes[label] = f"max rel. coef diff vs lstsq {err:.1e}, extra peak RSS {peak:.0f} MB"
+            title = (f"Least squares, n = {n:,}, d = 100, float64" +
+                     (", condition number 1e10" if cond > 1 else ""))
+            rep.table(f"closed_form_cond{cond:g}", title, times, "sklearn LinearRegression", notes,
+                      target=">= 2x faster than scikit-learn at equal accuracy" if cond == 1 else "matches lstsq")
+            out[f"cond{cond:g}"] = {k: float(np.abs(results[k]["coef"] - ref).max() / np.abs(ref).max())
+                                    for k in cases}
+    rep.data["closed_form_errors"] = out
+
+
+# ----- 6. scaling -------------------------------------------------------------------------------------------
+def bench_scaling(rep: Report, quick: bool) -> None:
+    from matplotlib.figure import Figure
+
+    from linearnet.data import fashion_mnist as fm
+    from linearnet.evaluation.plots import save_figure
+    from linearnet.models import build_learner, build_net, least_squares
+    from linearnet.training import run_epoch
+
+    ds = fm.load_fashion_mnist(progress=False)
+    batch_sizes = [32, 256, 4096] if quick else [32, 64, 128, 256, 512, 1024, 2048, 4096]
+    epoch_s = []
+    for bs in batch_sizes:
+        learner = build_learner(build_net("softmax", "concise", 784, 10), "softmax", "concise", 0.1)
+        batches = fm.batches(ds, "train", bs)
+        run_epoch(learner, batches, train=True, classify=True)  # warm-up
+        t = time.perf_counter()
+        run_epoch(learner, batches, train=True, classify=True)
+        epoch_s.append(time.perf_counter() - t)
+    ns = [10_000, 100_000] if quick else [10_000, 30_000, 100_000, 300_000, 1_000_000]
+    lsq_s = []
+    rng = np.random.default_rng(0)
+    for n in ns:
+        X = torch.from_numpy(rng.normal(size=(n, 100)))
+        y = X @ torch.ones(100, dtype=torch.float64)
+        least_squares(X, y)
+        t = time.perf_counter()
+        least_squares(X, y)
+        lsq_s.append(time.perf_counter() - t)
+    fig = Figure(figsize=(9, 3.5))
+    a, b = fig.subplots(1, 2)
+    a.loglog(batch_sizes, epoch_s, "o-")
+    a.set_xlabel("batch size")
+    a.set_ylabel("seconds per epoch (60k images)")
+    a.set_title("softmax SGD epoch")
+    a.grid(True, which="both")
+    b.loglog(ns, lsq_s, "o-")
+    b.set_xlabel("rows n (d = 100)")
+    b.set_ylabel("seconds")
+    b.set_title("closed-form least squares")
+    b.grid(True, which="both")
+    path = save_figure(fig, RESULTS / "scaling.png")
+    lines = ["**Scaling** (plot: `benchmarks/results/scaling.png`)", "",
+             "| batch size | " + " | ".join(map(str, batch_sizes)) + " |", "|---" * (len(batch_sizes) + 1) + "|",
+             "| s / epoch | " + " | ".join(f"{v:.3f}" for v in epoch_s) + " |", "",
+             "| rows n | " + " | ".join(f"{n:,}" for n in ns) + " |", "|---" * (len(ns) + 1) + "|",
+             "| closed form s | " + " | ".join(f"{v:.3f}" for v in lsq_s) + " |"]
+    text = "\n".join(lines) + "\n"
+    print("\n" + text + f"plot: {path}")
+    rep.markdown.append(text)
+    rep.data["scaling"] = {"batch_sizes": batch_sizes, "epoch_seconds": epoch_s, "rows": ns, "lsq_seconds": lsq_s}
+
+
+BENCHMARKS = {"read": bench_read, "softmax": bench_softmax, "accuracy": bench_accuracy, "sklearn": bench_sklearn,
+              "closed_form": bench_closed_form, "scaling": bench_scaling}
+
+
+def update_readme(markdown: str, facts: dict, command: str) -> None:
+    start, end = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+    text = README.read_text()
+    if start not in text or end not in text:
+        raise SystemExit("README.md has no benchmark markers")
+    header = (f"Generated by `{command}` on {time.strftime('%Y-%m-%d')}; machine: "
+              + ", ".join(f"{k} {v}" for k, v in facts.items()) + ".\n\n")
+    new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: f"{start}\n{header}{markdown}{end}", text,
+                 flags=re.S)
+    README.write_text(new)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks")
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
     p.add_argument("--quick", action="store_true", help="small sizes, one repeat (under 2 minutes)")
     p.add_argument("--json", help="write all results here")
+    p.add_argument("--update-readme", action="store_true", help="write the tables into README.md")
     args = p.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
         p.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
     facts = machine()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
-    results = {"machine": facts, "quick": args.quick}
+    rep = Report()
     for name in args.names or list(BENCHMARKS):
-        results[name] = BENCHMARKS[name](args.quick)
+        BENCHMARKS[name](rep, args.quick)
     if args.json:
         from linearnet.io import write_json
 
-        write_json(args.json, results)
+        write_json(args.json, {"machine": facts, "quick": args.quick, **rep.data})
+    if args.update_readme:
+        cmd = "python -m benchmarks" + (" --quick" if args.quick else "") + "".join(f" {n}" for n in args.names)
+        update_readme("\n".join(rep.markdown), facts, cmd)
     return 0
 
 

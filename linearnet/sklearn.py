@@ -94,8 +94,9 @@ class LinearRegression(RegressorMixin, _SGDEstimator):
             raise ValueError(f"solver must be 'closed-form' or 'sgd', got {self.solver!r}")
         y64 = np.asarray(y, dtype=np.float64)
         if self.solver == "closed-form":
-            # torch.tensor copies: scikit-learn may hand over read-only memory maps
-            sol = least_squares(torch.tensor(X, dtype=torch.float64), torch.tensor(y64))
+            # least_squares never writes to X: share its memory, copying only read-only or non-float64 input
+            X64 = np.require(X, dtype=np.float64, requirements=["W"])
+            sol = least_squares(torch.from_numpy(X64), torch.from_numpy(np.require(y64, requirements=["W"])))
             self.coef_ = sol.weight.numpy().reshape(-1)
             self.intercept_ = float(sol.bias.numpy()[0])
             self.n_iter_ = 1
