@@ -23,7 +23,11 @@ def maybe_init_distributed(env: dict[str, str]) -> bool:
     backend = "nccl" if torch.cuda.is_available() and env.get("LINEARNET_BACKEND") != "gloo" else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(env.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend=backend)
+    # After torchrun restarts the workers, the store still holds the dead group's addresses: a prefix
+    # per restart keeps the new group from connecting to them.
+    store, rank, world = next(dist.rendezvous("env://"))
+    store = dist.PrefixStore(f"linearnet-restart-{env.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+    dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     return True
 
 
@@ -55,6 +59,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def cmd_train(args: argparse.Namespace, env: dict[str, str]) -> int:
     from ..training.run import default_run_dir, read_run_config, train_run
 
+    world = int(env.get("WORLD_SIZE", "1"))
+    restarted = int(env.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    if restarted and args.out and (Path(args.out) / "config.json").exists():
+        args.resume = args.out  # torchrun restarted the workers: continue from the last checkpoint
+    if world > 1 and not (args.out or args.resume):
+        raise ConfigError("under torchrun pass --out DIR, so that every rank names the same run folder.")
     if args.resume:
         run_dir = Path(args.resume)
         config = read_run_config(run_dir)
@@ -66,12 +76,13 @@ def cmd_train(args: argparse.Namespace, env: dict[str, str]) -> int:
         config = config_from_args(args)
         run_dir = Path(args.out) if args.out else default_run_dir(config)
     args._run_dir = run_dir
-    if config.impl == "closed-form" and config.chunk_rows and config.is_csv:
+    streamed = config.is_csv and (config.chunk_rows or Path(config.data).suffix != ".csv")
+    if config.impl == "closed-form" and streamed:
         from ..scale.streaming import train_streaming
 
         train_streaming(config, run_dir, overwrite=args.overwrite)
         return 0
-    result = train_run(config, run_dir, resume=bool(args.resume), overwrite=args.overwrite,
+    result = train_run(config, run_dir, resume=bool(args.resume), overwrite=args.overwrite or restarted,
                        data_env=fm.env_data_dir(env))
     if result.run_dir is not None:
         print(f"run folder: {result.run_dir}")

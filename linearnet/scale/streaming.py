@@ -2,7 +2,8 @@
 
 Each chunk is reduced to centred sufficient statistics (:class:`~linearnet.models.closed_form.Moments`)
 and merged, so the answer equals the in-memory solver's; CSV files are read by pandas' C engine in
-chunks, ``.npy`` files through a memory map.
+chunks, Parquet by pyarrow, ``.npy`` files through a memory map. Under torchrun the chunks are shared
+among the ranks and the statistics all-gathered.
 """
 
 from __future__ import annotations
@@ -23,60 +24,100 @@ from ..persist import ModelFile, save_model
 from ..training.run import create_run_dir
 
 
-def iter_csv_chunks(path: Path, target: str, features: tuple[str, ...] | None, chunk_rows: int
-                    ) -> tuple[list[str], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
-    """Feature names and a stream of float64 ``(X, y)`` chunks from a CSV (pandas C engine)."""
-    import pandas as pd
-
-    header = list(pd.read_csv(path, nrows=0).columns)
+def _columns(header: list[str], path: Path, target: str | None, features) -> list[str]:
+    if target is None:
+        raise DataError(f"--target is required with {path}.")
     if target not in header:
         raise DataError(f"{path}: no target column {target!r}; pass the right --target.")
     names = list(features) if features else [c for c in header if c != target]
     missing = [c for c in names if c not in header]
     if missing:
         raise DataError(f"{path}: no feature column(s) {missing}; fix --features.")
+    return names
 
-    def chunks():
+
+def _to_tensors(arr: np.ndarray, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    if not np.isfinite(arr).all():
+        raise DataError(f"{path}: NaN or inf in the data; remove or impute those rows.")
+    return torch.from_numpy(arr[:, :-1]), torch.from_numpy(arr[:, -1:])
+
+
+def _csv_chunks(path: Path, names: list[str], target: str, chunk_rows: int):
+    import pandas as pd
+
+    try:
         reader = pd.read_csv(path, usecols=[*names, target], chunksize=chunk_rows, engine="c", dtype="float64")
-        try:
-            for frame in reader:
-                arr = frame[[*names, target]].to_numpy(dtype=np.float64)
-                if not np.isfinite(arr).all():
-                    raise DataError(f"{path}: NaN or inf in a chunk; remove or impute those rows.")
-                yield torch.from_numpy(arr[:, :-1]), torch.from_numpy(arr[:, -1:])
-        except ValueError as exc:
-            raise DataError(f"{path}: a value is not a number ({str(exc)[:80]}); features must be numeric.") from None
-
-    return names, chunks()
+        for frame in reader:
+            yield _to_tensors(frame[[*names, target]].to_numpy(dtype=np.float64), path)
+    except ValueError as exc:
+        raise DataError(f"{path}: a value is not a number ({str(exc)[:80]}); features must be numeric.") from None
 
 
-def iter_npy_chunks(path: Path, chunk_rows: int) -> tuple[list[str], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
-    """A 2-D ``.npy`` array whose last column is the target, memory-mapped and read in chunks."""
-    arr = np.load(path, mmap_mode="r")
-    if arr.ndim != 2 or arr.shape[1] < 2:
-        raise DataError(f"{path}: expected a 2-D array with features then the target as last column.")
+def _parquet_chunks(path: Path, names: list[str], target: str, chunk_rows: int):
+    import pyarrow.parquet as pq
 
-    def chunks():
-        for i in range(0, len(arr), chunk_rows):
-            block = np.array(arr[i:i + chunk_rows], dtype=np.float64)
-            yield torch.from_numpy(block[:, :-1]), torch.from_numpy(block[:, -1:])
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=[*names, target]):
+        cols = [batch.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in [*names, target]]
+        yield _to_tensors(np.column_stack(cols), path)
 
-    return [f"x{i}" for i in range(arr.shape[1] - 1)], chunks()
+
+def _header(path: Path) -> list[str]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    import pandas as pd
+
+    return list(pd.read_csv(path, nrows=0).columns)
+
+
+def iter_chunks(path: str | Path, target: str | None, features=None, chunk_rows: int = 100_000,
+                rank: int = 0, world_size: int = 1) -> tuple[list[str], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """Feature names and this rank's stream of float64 ``(X, y)`` chunks.
+
+    ``path`` is a CSV or Parquet file (named columns, ``target`` required), a 2-D ``.npy`` array
+    (features then the target as last column, memory-mapped), or a folder of CSV/Parquet files.
+    Chunk ``i`` belongs to rank ``i % world_size``; a rank skips the others' ``.npy`` chunks and
+    whole files of a folder without reading them.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: not found; check the --data path.")
+    if path.suffix == ".npy":
+        arr = np.load(path, mmap_mode="r")
+        if arr.ndim != 2 or arr.shape[1] < 2:
+            raise DataError(f"{path}: expected a 2-D array with features then the target as last column.")
+        starts = range(rank * chunk_rows, len(arr), world_size * chunk_rows)
+        chunks = (_to_tensors(np.array(arr[i:i + chunk_rows], dtype=np.float64), path) for i in starts)
+        return [f"x{i}" for i in range(arr.shape[1] - 1)], chunks
+    files = (sorted(p for p in path.iterdir() if p.suffix in (".csv", ".parquet")) if path.is_dir() else [path])
+    if not files:
+        raise DataError(f"{path}: the folder holds no .csv or .parquet files.")
+    names = _columns(_header(files[0]), files[0], target, features)
+
+    def every_chunk():
+        for f in (files[rank::world_size] if len(files) > 1 else files):
+            reader = _parquet_chunks if f.suffix == ".parquet" else _csv_chunks
+            yield from reader(f, names, target, chunk_rows)
+
+    if len(files) > 1:
+        return names, every_chunk()
+    return names, (c for i, c in enumerate(every_chunk()) if i % world_size == rank)
 
 
 def solve_file(path: str | Path, target: str | None, features=None, chunk_rows: int = 100_000,
                progress: bool = True):
-    """Exact least squares over a CSV or NPY file, streamed; returns (solution, feature names, rows)."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        names, chunks = iter_npy_chunks(path, chunk_rows)
-    else:
-        if target is None:
-            raise DataError(f"--target is required with {path}.")
-        names, chunks = iter_csv_chunks(path, target, features, chunk_rows)
-    bar = tqdm(chunks, unit="chunk", disable=None if progress else True, desc="rows")
-    moments = accumulate(bar)
-    if moments is None or moments.n <= len(names):
+    """Exact least squares over a file or folder, streamed (and shared among torchrun ranks).
+
+    Returns (solution, feature names, rows).
+    """
+    from .distributed import all_gather_moments, rank_world
+
+    rank, world = rank_world()
+    names, chunks = iter_chunks(path, target, features, chunk_rows, rank, world)
+    bar = tqdm(chunks, unit="chunk", disable=None if (progress and rank == 0) else True, desc="chunks")
+    moments = all_gather_moments(accumulate(bar), len(names), 1)
+    if moments.n <= len(names):
         raise DataError(f"{path}: fewer rows than features; a linear model needs more rows than features.")
     return solve_moments(moments), names, moments.n
 
@@ -87,6 +128,10 @@ def train_streaming(config: TrainConfig, run_dir: Path, overwrite: bool = False,
     sol, names, rows = solve_file(config.data, config.target, config.features, config.chunk_rows or 100_000,
                                   config.progress)
     seconds = time.perf_counter() - start
+    from .distributed import rank_world
+
+    if rank_world()[0] != 0:
+        return {}
     create_run_dir(run_dir, overwrite)
     write_json(run_dir / "config.json", config.to_dict())
     metrics = {"rows": rows, "method": sol.method, "condition_number": sol.condition, "train_seconds": seconds}

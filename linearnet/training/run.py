@@ -28,6 +28,7 @@ from ..io import write_csv, write_json
 from ..models import build_learner, build_net
 from ..models.closed_form import least_squares
 from ..persist import ModelFile, save_model
+from ..scale.distributed import rank_world as _rank_world
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng_states, save_checkpoint
 from .loop import fit
 from .prepare import PreparedData, prepare
@@ -66,12 +67,6 @@ def create_run_dir(path: Path, overwrite: bool) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot create {path}: {exc.strerror}; choose another --out.") from None
     return path
-
-
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = False,
@@ -185,7 +180,13 @@ def _closed_form(config: TrainConfig, data: PreparedData, run_dir: Path | None, 
     if data.task != "regression":
         raise ConfigError("the closed-form solution is for linear regression only.")
     start = time.perf_counter()
-    sol = least_squares(data.X_train, data.y_train)
+    if _rank_world()[1] > 1:  # each rank reduces its share of rows; the statistics are all-gathered
+        from ..models.closed_form import solve_moments
+        from ..scale.distributed import sharded_moments
+
+        sol = solve_moments(sharded_moments(data.X_train, data.y_train))
+    else:
+        sol = least_squares(data.X_train, data.y_train)
     seconds = time.perf_counter() - start
     weight, bias = sol.weight.to(torch.float32), sol.bias.to(torch.float32)
     from ..models.scratch import squared_loss
