@@ -71,7 +71,12 @@ def _header(path: Path) -> list[str]:
     return list(pd.read_csv(path, nrows=0).columns)
 
 
-def iter_chunks(path: str | Path, target: str | None, features=None, chunk_rows: int = 100_000,
+def default_chunk_rows(num_features: int) -> int:
+    """About 16 MB of float64 per chunk: big enough for fast BLAS, small enough to keep memory flat."""
+    return max(1024, 2_000_000 // (num_features + 1))
+
+
+def iter_chunks(path: str | Path, target: str | None, features=None, chunk_rows: int | None = None,
                 rank: int = 0, world_size: int = 1) -> tuple[list[str], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
     """Feature names and this rank's stream of float64 ``(X, y)`` chunks.
 
@@ -87,6 +92,7 @@ def iter_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
         arr = np.load(path, mmap_mode="r")
         if arr.ndim != 2 or arr.shape[1] < 2:
             raise DataError(f"{path}: expected a 2-D array with features then the target as last column.")
+        chunk_rows = chunk_rows or default_chunk_rows(arr.shape[1] - 1)
         starts = range(rank * chunk_rows, len(arr), world_size * chunk_rows)
         chunks = (_to_tensors(np.array(arr[i:i + chunk_rows], dtype=np.float64), path) for i in starts)
         return [f"x{i}" for i in range(arr.shape[1] - 1)], chunks
@@ -94,6 +100,7 @@ def iter_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
     if not files:
         raise DataError(f"{path}: the folder holds no .csv or .parquet files.")
     names = _columns(_header(files[0]), files[0], target, features)
+    chunk_rows = chunk_rows or default_chunk_rows(len(names))
 
     def every_chunk():
         for f in (files[rank::world_size] if len(files) > 1 else files):
@@ -105,7 +112,7 @@ def iter_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
     return names, (c for i, c in enumerate(every_chunk()) if i % world_size == rank)
 
 
-def solve_file(path: str | Path, target: str | None, features=None, chunk_rows: int = 100_000,
+def solve_file(path: str | Path, target: str | None, features=None, chunk_rows: int | None = None,
                progress: bool = True):
     """Exact least squares over a file or folder, streamed (and shared among torchrun ranks).
 
@@ -125,7 +132,7 @@ def solve_file(path: str | Path, target: str | None, features=None, chunk_rows: 
 def train_streaming(config: TrainConfig, run_dir: Path, overwrite: bool = False, log=print) -> dict:
     """``linearnet train linreg --impl closed-form --chunk-rows N``: solve and write a run folder."""
     start = time.perf_counter()
-    sol, names, rows = solve_file(config.data, config.target, config.features, config.chunk_rows or 100_000,
+    sol, names, rows = solve_file(config.data, config.target, config.features, config.chunk_rows,
                                   config.progress)
     seconds = time.perf_counter() - start
     from .distributed import rank_world
