@@ -20,7 +20,7 @@ run: $(STAMP) data
 	$(PY) -m linearnet chapter
 
 lint: $(STAMP)
-	$(PY) -m ruff check linearnet tests benchmarks
+	$(PY) -m ruff check linearnet tests benchmarks fuzz
 
 test: $(STAMP) data lint
 	$(PY) -m pytest

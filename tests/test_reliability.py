@@ -210,3 +210,19 @@ def test_errors_are_one_family():
     for cls in (DataError, ModelFileError):
         assert issubclass(cls, LinearNetError)
     assert os.path.basename(__file__).startswith("test_")
+
+
+def test_idx_zero_dimension_beside_huge_ones_is_a_data_error():
+    # found by the atheris harness: count 0 matched the length, then numpy's reshape overflowed
+    data = bytes([0, 0, 8, 3]) + (0).to_bytes(4, "big") + (2**32 - 1).to_bytes(4, "big") * 2
+    with pytest.raises(DataError, match="impossible shape"):
+        parse_idx(data)
+
+
+def test_atheris_harness_runs_each_target(tmp_path):
+    proc = subprocess.run([sys.executable, "fuzz/run.py", "all", "--seconds", "3"], capture_output=True, text=True,
+                          timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("fuzz ")]
+    assert len(lines) == 3 and all("0 unexpected exceptions" in line for line in lines)
+    assert all(int(line.split()[2]) > 100 for line in lines)

@@ -70,7 +70,10 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     if expected != len(data):
         raise DataError(f"{name}: header declares shape {shape} ({expected} bytes) but the file has "
                         f"{len(data)} bytes; the file is truncated or corrupt.")
-    arr = np.frombuffer(data, dtype=dtype, count=count, offset=header).reshape(shape)
+    try:
+        arr = np.frombuffer(data, dtype=dtype, count=count, offset=header).reshape(shape)
+    except ValueError:  # e.g. a zero dimension beside dimensions whose product overflows numpy's index type
+        raise DataError(f"{name}: header declares an impossible shape {shape}.") from None
     return arr.astype(dtype.newbyteorder("="), copy=False) if dtype.byteorder == ">" else arr
 
 
