@@ -21,7 +21,7 @@ from .data import fashion_mnist as _fm
 from .data.batches import load_array
 from .data.synthetic import synthetic_regression
 from .evaluation.live import in_jupyter
-from .models.scratch import linreg, squared_loss
+from .models.scratch import linreg, sgd, squared_loss  # sgd: the book's update, zeroing grads
 
 if not in_jupyter():
     matplotlib.use("Agg")
@@ -69,14 +69,6 @@ def _show(fig, kind: str) -> None:
 def synthetic_data(w, b, num_examples):
     """Generate y = Xw + b + noise (the book's signature; uses torch's global RNG)."""
     return synthetic_regression(w, float(b), num_examples, noise=0.01, seed=None)
-
-
-def sgd(params, lr, batch_size):
-    """Minibatch SGD on a summed loss, in place, zeroing the gradients (the book's ``sgd``)."""
-    with torch.no_grad():
-        for param in params:
-            param -= lr * param.grad / batch_size
-            param.grad.zero_()
 
 
 class Timer:

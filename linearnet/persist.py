@@ -78,9 +78,6 @@ def load_model(path: str | Path) -> ModelFile:
         Missing file, a pickle/``.pt`` file, a corrupt or truncated file, a newer format version,
         or tensors and metadata that disagree.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
@@ -93,18 +90,18 @@ def load_model(path: str | Path) -> ModelFile:
     if path.suffix in (".pt", ".pth", ".pkl", ".pickle") or raw.startswith(_PICKLE_MAGICS):
         raise ModelFileError(f"{path}: looks like a pickle/torch.save file; linearnet never unpickles "
                              "(it can run arbitrary code). Use a model.safetensors written by linearnet.")
-    return parse_model_bytes(raw, str(path), load, SafetensorError)
+    return parse_model_bytes(raw, str(path))
 
 
-def parse_model_bytes(raw: bytes, name: str = "model", _load=None, _err=None) -> ModelFile:
+def parse_model_bytes(raw: bytes, name: str = "model") -> ModelFile:
     """Parse model-file bytes (the fuzzed entry point): a ModelFile or ModelFileError, nothing else."""
-    if _load is None:
-        from safetensors import SafetensorError as _err
-        from safetensors.torch import load as _load
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
     meta = _header_metadata(raw, name)
     try:
-        tensors = _load(raw)
-    except (_err, ValueError, RuntimeError, TypeError, OverflowError) as exc:
+        tensors = load(raw)
+    except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
         raise ModelFileError(f"{name}: corrupt safetensors file ({str(exc)[:100]}).") from None
     try:
         version = int(meta.get("format_version", "-1"))

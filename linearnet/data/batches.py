@@ -77,12 +77,6 @@ class Batches:
         n = len(self.X)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    @property
-    def num_examples(self) -> int:
-        """Examples this rank sees per epoch (all of them when not distributed)."""
-        n = len(self.X) - (len(self.X) % self.batch_size if self.drop_last else 0)
-        return len(range(self.rank, n, self.world_size)) if self.world_size > 1 else n
-
     def epoch_indices(self) -> torch.Tensor:
         """The row order of the next epoch (advances the generator when shuffling)."""
         n = len(self.X)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -238,15 +237,6 @@ def _assemble(arrays: dict[str, np.ndarray], source: str, start: float, looked: 
     te_x, te_y = SPLITS["test"]
     return FashionMNIST(t(tr_x, torch.uint8), t(tr_y, torch.int64), t(te_x, torch.uint8), t(te_y, torch.int64),
                         source=source, load_seconds=time.perf_counter() - start, looked=looked)
-
-
-def copy_to(directory: Path, source: Path) -> None:
-    """Copy the four IDX files from ``source`` into ``directory`` (used by ``data fetch --to``)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in OFFICIAL_FILES:
-        path = _locate(source, name)
-        if path is not None:
-            shutil.copyfile(path, directory / path.name)
 
 
 # ----- batches --------------------------------------------------------------------------------------

@@ -170,10 +170,6 @@ class Standardizer:
         std = torch.where(std > 1e-12 * mean.abs().clamp_min(1.0), std, torch.ones_like(std))
         return cls(mean.to(X.dtype), std.to(X.dtype))
 
-    @classmethod
-    def identity(cls, d: int) -> Standardizer:
-        return cls(torch.zeros(d), torch.ones(d))
-
     def transform(self, X: torch.Tensor) -> torch.Tensor:
         return (X - self.mean.to(X.dtype)) / self.std.to(X.dtype)
 

@@ -89,7 +89,8 @@ class ConciseLearner:
     """Model + framework loss + ``torch.optim.SGD``: one training step the framework way."""
 
     def __init__(self, net: nn.Module, loss, lr: float, weight_decay: float = 0.0) -> None:
-        self.net, self.module, self.loss = net, net, loss
+        # ``module`` is the bare model even when ``net`` is wrapped by DistributedDataParallel
+        self.net, self.module, self.loss = net, getattr(net, "module", net), loss
         self.lr, self.weight_decay = lr, weight_decay
         self.trainer = sgd(net, lr, weight_decay)
 

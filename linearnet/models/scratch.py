@@ -129,7 +129,8 @@ class ScratchLearner:
     """Model + per-example loss + hand-written ``sgd``: one training step as the chapter writes it."""
 
     def __init__(self, net: nn.Module, loss, lr: float, weight_decay: float = 0.0) -> None:
-        self.net, self.module, self.loss = net, net, loss
+        # ``module`` is the bare model even when ``net`` is wrapped by DistributedDataParallel
+        self.net, self.module, self.loss = net, getattr(net, "module", net), loss
         self.lr, self.weight_decay = lr, weight_decay
         self.params = list(net.parameters())
 

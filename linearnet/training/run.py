@@ -112,7 +112,6 @@ def _sgd(config: TrainConfig, data: PreparedData, run_dir: Path, writer: bool, r
         net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
     learner = build_learner(net, config.model, config.impl, config.lr, config.weight_decay, config.loss,
                             config.huber_delta)
-    learner.module = module
     if ckpt is not None:
         learner.load_optimizer_state(ckpt["optimizer"])
     classify = data.task == "classification"
