@@ -37,3 +37,26 @@ def test_cli_streaming_run_folder(cli, tmp_path, house_csv):
     assert code == 0, err
     m = load_model(tmp_path / "s")
     assert abs(float(m.weight[0, 0]) - 3000) < 60
+
+
+def test_folder_of_parquet_and_csv_files(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(9000, 3)) * [2, 0.5, 30]
+    y = X @ np.array([1.5, -4.0, 0.1]) - 2 + rng.normal(0, 0.01, 9000)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(9000), 3)):
+        cols = {"a": X[part, 0], "b": X[part, 1], "c": X[part, 2], "target": y[part]}
+        if i == 1:
+            header = "a,b,c,target"
+            np.savetxt(folder / f"part{i}.csv", np.column_stack(list(cols.values())), delimiter=",", header=header,
+                       comments="", fmt="%.17g")
+        else:
+            pq.write_table(pa.table(cols), folder / f"part{i}.parquet")
+    sol, names, rows = solve_file(folder, "target", chunk_rows=1000, progress=False)
+    ref = least_squares(torch.from_numpy(X), torch.from_numpy(y))
+    assert rows == 9000 and names == ["a", "b", "c"]
+    assert torch.allclose(sol.weight, ref.weight, rtol=1e-8, atol=1e-12)

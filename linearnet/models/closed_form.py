@@ -181,7 +181,9 @@ def _qr_solve(X: torch.Tensor, y: torch.Tensor, m: Moments) -> LeastSquaresSolut
     scale = Xc.norm(dim=0)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     Xc /= scale
-    res = torch.linalg.lstsq(Xc, yc, driver="gelsy")
+    # Columns now have unit norm, so the rank cut-off is relative to the d columns, not to the n rows
+    # (LAPACK's default eps * max(n, d) would discard real directions of a tall, ill-conditioned design).
+    res = torch.linalg.lstsq(Xc, yc, rcond=X.shape[1] * torch.finfo(torch.float64).eps, driver="gelsy")
     rank = int(res.rank) if res.rank is not None and res.rank.numel() else X.shape[1]
     w = res.solution / scale[:, None]
     method = "qr"
