@@ -150,7 +150,9 @@ def bench_softmax(rep: Report, quick: bool) -> None:
     for impl in ("scratch", "concise"):
         rows[f"linearnet {impl}"]["x_floor"] = rows[f"linearnet {impl}"]["median"] / floor_med
     rep.data["softmax"]["accuracy"] = accs
-    print("epoch time / floor: " + ", ".join(f"{k} {v['x_floor']:.2f}x" for k, v in rows.items() if "x_floor" in v))
+    line = "time / floor: " + ", ".join(f"{k} {v['x_floor']:.2f}x" for k, v in rows.items() if "x_floor" in v)
+    print(line)
+    rep.markdown[-1] += f"\n{line}\n"
 
 
 # ----- accuracy of the documented configurations ------------------------------------------------------
@@ -314,9 +316,12 @@ def bench_scaling(rep: Report, quick: bool) -> None:
         learner = build_learner(build_net("softmax", "concise", 784, 10), "softmax", "concise", 0.1)
         batches = fm.batches(ds, "train", bs)
         run_epoch(learner, batches, train=True, classify=True)  # warm-up
-        t = time.perf_counter()
-        run_epoch(learner, batches, train=True, classify=True)
-        epoch_s.append(time.perf_counter() - t)
+        best = float("inf")
+        for _ in range(1 if quick else 3):  # best of three: one noisy epoch should not bend the curve
+            t = time.perf_counter()
+            run_epoch(learner, batches, train=True, classify=True)
+            best = min(best, time.perf_counter() - t)
+        epoch_s.append(best)
     ns = [10_000, 100_000] if quick else [10_000, 30_000, 100_000, 300_000, 1_000_000]
     lsq_s = []
     rng = np.random.default_rng(0)
@@ -324,9 +329,12 @@ def bench_scaling(rep: Report, quick: bool) -> None:
         X = torch.from_numpy(rng.normal(size=(n, 100)))
         y = X @ torch.ones(100, dtype=torch.float64)
         least_squares(X, y)
-        t = time.perf_counter()
-        least_squares(X, y)
-        lsq_s.append(time.perf_counter() - t)
+        best = float("inf")
+        for _ in range(1 if quick else 3):
+            t = time.perf_counter()
+            least_squares(X, y)
+            best = min(best, time.perf_counter() - t)
+        lsq_s.append(best)
     fig = Figure(figsize=(9, 3.5))
     a, b = fig.subplots(1, 2)
     a.loglog(batch_sizes, epoch_s, "o-")

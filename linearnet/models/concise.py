@@ -13,49 +13,41 @@ from torch import nn
 
 
 # ----- models -------------------------------------------------------------------------------------
-class LinearRegressionConcise(nn.Module):
-    """``nn.Linear(d, 1)`` with weights ~ N(0, 0.01) and zero bias."""
+class LinearRegressionConcise(nn.Sequential):
+    """``nn.Sequential(nn.Linear(d, 1))`` with weights ~ N(0, 0.01) and zero bias, as the chapter builds it."""
 
     def __init__(self, num_inputs: int, generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(num_inputs, 1))
+        super().__init__(nn.Linear(num_inputs, 1))
         with torch.no_grad():
-            self.net[0].weight.copy_(torch.normal(0.0, 0.01, (1, num_inputs), generator=generator))
-            self.net[0].bias.zero_()
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return self.net(X)
+            self[0].weight.copy_(torch.normal(0.0, 0.01, (1, num_inputs), generator=generator))
+            self[0].bias.zero_()
 
     def export(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.net[0].weight.detach().clone(), self.net[0].bias.detach().clone()
+        return self[0].weight.detach().clone(), self[0].bias.detach().clone()
 
     def load(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         with torch.no_grad():
-            self.net[0].weight.copy_(weight)
-            self.net[0].bias.copy_(bias)
+            self[0].weight.copy_(weight)
+            self[0].bias.copy_(bias)
 
 
-class SoftmaxRegressionConcise(nn.Module):
+class SoftmaxRegressionConcise(nn.Sequential):
     """``nn.Sequential(nn.Flatten(), nn.Linear(784, 10))`` returning logits, weights ~ N(0, 0.01)."""
 
     def __init__(self, num_inputs: int = 784, num_outputs: int = 10,
                  generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(num_inputs, num_outputs))
+        super().__init__(nn.Flatten(), nn.Linear(num_inputs, num_outputs))
         with torch.no_grad():
-            self.net[1].weight.copy_(torch.normal(0.0, 0.01, (num_outputs, num_inputs), generator=generator))
-            self.net[1].bias.zero_()
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return self.net(X)
+            self[1].weight.copy_(torch.normal(0.0, 0.01, (num_outputs, num_inputs), generator=generator))
+            self[1].bias.zero_()
 
     def export(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.net[1].weight.detach().clone(), self.net[1].bias.detach().clone()
+        return self[1].weight.detach().clone(), self[1].bias.detach().clone()
 
     def load(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         with torch.no_grad():
-            self.net[1].weight.copy_(weight)
-            self.net[1].bias.copy_(bias)
+            self[1].weight.copy_(weight)
+            self[1].bias.copy_(bias)
 
 
 # ----- losses (the framework's default: mean over the batch) -------------------------------------
