@@ -31,9 +31,23 @@ def maybe_init_distributed(env: dict[str, str]) -> bool:
     return True
 
 
-def shutdown_distributed() -> None:
+def wait_for_all_ranks() -> None:
     import torch.distributed as dist
 
+    dist.barrier()
+
+
+def shutdown_distributed() -> None:
+    """Free DDP wrappers (gc) and the process group while the interpreter is fully alive.
+
+    Left to interpreter teardown, gloo's worker threads can abort the process ("terminate called
+    without an active exception").
+    """
+    import gc
+
+    import torch.distributed as dist
+
+    gc.collect()
     if dist.is_initialized():
         dist.destroy_process_group()
 

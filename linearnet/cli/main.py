@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         distributed = commands.maybe_init_distributed(env)
         try:
-            return getattr(commands, f"cmd_{args.command}")(args, env)
+            code = getattr(commands, f"cmd_{args.command}")(args, env)
+            if distributed:  # every rank leaves together: none tears down while rank 0 still writes
+                commands.wait_for_all_ranks()
+            return code
         finally:
             if distributed:
                 commands.shutdown_distributed()
