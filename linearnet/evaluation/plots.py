@@ -20,6 +20,14 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     return Path(path)
 
 
+def _widen(lim):
+    """Limits with equal ends (``xlim=[1, num_epochs]`` for one epoch) widened by half a unit each way,
+    which matplotlib would otherwise do with a warning."""
+    if lim is not None and lim[0] is not None and lim[0] == lim[1]:
+        return (lim[0] - 0.5, lim[1] + 0.5)
+    return lim
+
+
 def set_axes(ax, xlabel=None, ylabel=None, xlim=None, ylim=None, xscale="linear", yscale="linear",
              legend=None) -> None:
     """Label, limit and scale an axes (the book's ``set_axes``)."""
@@ -27,8 +35,8 @@ def set_axes(ax, xlabel=None, ylabel=None, xlim=None, ylim=None, xscale="linear"
     ax.set_ylabel(ylabel)
     ax.set_xscale(xscale)
     ax.set_yscale(yscale)
-    ax.set_xlim(xlim)
-    ax.set_ylim(ylim)
+    ax.set_xlim(_widen(xlim))
+    ax.set_ylim(_widen(ylim))
     if legend:
         ax.legend(legend)
     ax.grid()
