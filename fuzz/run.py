@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 TARGETS = ("idx", "csv", "model")
 
@@ -59,10 +60,15 @@ def _target(name: str):
     return {"idx": idx, "csv": csv, "model": model}[name]
 
 
+CRASHES = Path(__file__).parent / "crashes"
+
+
 def fuzz_one(name: str, seconds: int) -> None:
     import atheris
 
-    atheris.Setup([sys.argv[0], f"-max_total_time={seconds}", "-timeout=5", "-rss_limit_mb=2048"], _target(name))
+    CRASHES.mkdir(exist_ok=True)  # libFuzzer would otherwise drop crash-* files into the working directory
+    atheris.Setup([sys.argv[0], f"-max_total_time={seconds}", "-timeout=5", "-rss_limit_mb=2048",
+                   f"-artifact_prefix={CRASHES}/"], _target(name))
     atheris.Fuzz()
 
 

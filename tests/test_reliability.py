@@ -217,6 +217,12 @@ def test_idx_zero_dimension_beside_huge_ones_is_a_data_error():
     data = bytes([0, 0, 8, 3]) + (0).to_bytes(4, "big") + (2**32 - 1).to_bytes(4, "big") * 2
     with pytest.raises(DataError, match="impossible shape"):
         parse_idx(data)
+    # the two crash inputs it saved, verbatim
+    for found in ("00000803ffff5dff00000000f80300ff",
+                  "00000d0d0000ff32ffff0a0a0a0ad8000000000000001ceb0affff32ffffffffffffffffffffffffffffffffffff"
+                  "0a0a0affffffffff0000"):
+        with pytest.raises(DataError, match="impossible shape"):
+            parse_idx(bytes.fromhex(found))
 
 
 def test_atheris_harness_runs_each_target(tmp_path):

@@ -1,7 +1,7 @@
 """Read-pass timings: our in-memory batches beside the per-sample ``Dataset`` + ``DataLoader`` paths.
 
-:class:`ChapterStyleDataset` reproduces what the chapter's ``torchvision.datasets.FashionMNIST`` with
-``transforms.ToTensor()`` does per item (a PIL image, then a float tensor), without torchvision, so
+:class:`ChapterStyleDataset` reproduces what the chapter's Fashion-MNIST dataset class with its
+``ToTensor`` transform does per item (a PIL image, then a float tensor), using only PIL and torch, so
 the comparison is against the book's real way of reading the data.
 """
 
