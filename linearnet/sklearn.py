@@ -36,7 +36,12 @@ class _SGDEstimator(BaseEstimator):
 
     @staticmethod
     def _standardize(X: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """float32 standardized copy of X (never modifies X) and the float64 mean/std used."""
+        """float32 standardized copy of X (never modifies X) and the mean/std used, as float64.
+
+        Not the CLI's :class:`~linearnet.data.Standardizer`: that one works in float64, which here
+        would cost two float64 copies of X; in float32 a column whose std is below 1e-6 of its mean
+        is left unscaled, since float32 cannot resolve it.
+        """
         Z = torch.tensor(X, dtype=torch.float32)
         std, mean = torch.std_mean(Z, dim=0, correction=0)
         std = torch.where(std > 1e-6 * mean.abs().clamp_min(1.0), std, torch.ones_like(std))
