@@ -57,9 +57,10 @@ def measure(cases: dict, repeats: int, warmup: bool = True) -> dict[str, list[fl
 class Report:
     """Collects markdown tables (printed as they come) and the raw numbers."""
 
-    def __init__(self) -> None:
+    def __init__(self, figure_dir: Path | None = None) -> None:
         self.markdown: list[str] = []
         self.data: dict = {}
+        self.figure_dir = figure_dir  # where plots go; None (no --update-readme) leaves the tree untouched
 
     def table(self, key: str, title: str, times: dict[str, list[float]], baseline: str,
               notes: dict[str, str] | None = None, target: str = "") -> dict:
@@ -368,7 +369,7 @@ def bench_scaling(rep: Report, quick: bool) -> None:
     b.set_ylabel("seconds")
     b.set_title("closed-form least squares")
     b.grid(True, which="both")
-    path = save_figure(fig, RESULTS / "scaling.png")
+    path = save_figure(fig, rep.figure_dir / "scaling.png") if rep.figure_dir else "not written (--update-readme)"
     lines = ["**Scaling** (plot: `benchmarks/results/scaling.png`)", "",
              "| batch size | " + " | ".join(map(str, batch_sizes)) + " |", "|---" * (len(batch_sizes) + 1) + "|",
              "| s / epoch | " + " | ".join(f"{v:.3f}" for v in epoch_s) + " |", "",
@@ -480,7 +481,7 @@ def main(argv=None) -> int:
         p.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
     facts = machine()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
-    rep = Report()
+    rep = Report(RESULTS if args.update_readme else None)
     RESULTS.mkdir(exist_ok=True)
     for name in args.names or list(BENCHMARKS):
         first = len(rep.markdown)
