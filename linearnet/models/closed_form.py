@@ -174,6 +174,25 @@ def least_squares(X: torch.Tensor, y: torch.Tensor, chunk_rows: int = DEFAULT_CH
     return _qr_solve(X, y2, m)
 
 
+def solve_triangular_factor(R: torch.Tensor, scale: torch.Tensor, m: Moments) -> LeastSquaresSolution:
+    """Solve from the R factor of ``[(X - mean_x) / scale, y - mean_y]`` (a TSQR of streamed chunks).
+
+    ``R`` is (d + k, d + k) upper triangular; the least-squares problem in its top-left block is the
+    same as on the data itself, so this is as accurate as :func:`_qr_solve` on the rows in memory.
+    """
+    d = m.cxx.shape[0]
+    R11, R12 = R[:d, :d], R[:d, d:]
+    res = torch.linalg.lstsq(R11, R12, rcond=d * torch.finfo(torch.float64).eps, driver="gelsy")
+    rank = int(res.rank) if res.rank is not None and res.rank.numel() else d
+    w, method = res.solution / scale[:, None], "tsqr"
+    if rank < d:
+        warnings.warn(f"X^T X is singular (rank {rank} of {d}); returning the minimum-norm least-squares "
+                      "solution.", SingularDesignWarning, stacklevel=3)
+        w = torch.linalg.lstsq(R11 * scale, R12, driver="gelsd").solution
+        method = "min-norm"
+    return _finish(m, w, method, condition_number(m))
+
+
 def _qr_solve(X: torch.Tensor, y: torch.Tensor, m: Moments) -> LeastSquaresSolution:
     """Least squares on the centred, column-scaled data by pivoted QR (LAPACK gelsy): minimum norm."""
     Xc = X.to(torch.float64) - m.mean_x
