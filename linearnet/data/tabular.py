@@ -440,7 +440,7 @@ def column_stats(X: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     A column is constant when its deviations vanish relative to its own magnitude (below float64's
     resolution of the values, ``|mean| * 4 eps``); there is no absolute cut-off.
     """
-    X64 = torch.as_tensor(X).to(torch.float64)
+    X64 = torch.tensor(X, dtype=torch.float64) if isinstance(X, np.ndarray) else X.to(torch.float64)
     if len(X64) == 0:
         d = X64.shape[1] if X64.dim() > 1 else 1
         return torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64)
