@@ -21,7 +21,6 @@ import torch
 
 from ..errors import DataError
 
-DEFAULT_CHUNK_ROWS = 65536
 _PARQUET_MAGIC = b"PAR1"
 _NPY_MAGIC = b"\x93NUMPY"
 
@@ -68,6 +67,11 @@ def table_kind(path: Path) -> str:
     if head.startswith(_NPY_MAGIC):
         return "npy"
     return "csv"
+
+
+def default_chunk_rows(num_columns: int) -> int:
+    """About 16 MB of float64 per chunk: big enough for fast parsing and BLAS, small enough for flat memory."""
+    return max(1024, 2_000_000 // max(num_columns, 1))
 
 
 def _check_path(path: Path) -> None:
@@ -159,7 +163,7 @@ def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
         target its last column is the target.
     target : the target column, or None to read features only.
     features : feature columns in order; None means every column except the target.
-    chunk_rows : rows per chunk (default 65536).
+    chunk_rows : rows per chunk (default: about 16 MB of float64, :func:`default_chunk_rows`).
     labels : return the target as canonical string labels (classification) instead of float64.
     rank, world_size : chunk ``i`` is returned to rank ``i % world_size`` only (others are skipped).
 
@@ -171,13 +175,13 @@ def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
     """
     path = Path(path)
     _check_path(path)
-    chunk_rows = int(chunk_rows or DEFAULT_CHUNK_ROWS)
     kind = table_kind(path)
     if kind == "npy":
         names, chunks = _npy_chunks(path, target, features, chunk_rows, labels)
     else:
         header = read_header(path)
         names = select_columns(path, header, target, features)
+        chunk_rows = int(chunk_rows or default_chunk_rows(len(header)))
         reader = _parquet_chunks if kind == "parquet" else _csv_chunks
         chunks = reader(path, header, names, target, chunk_rows, labels)
     return names, (c for i, c in enumerate(chunks) if i % world_size == rank)
@@ -197,8 +201,9 @@ def _open_npy(path: Path) -> np.ndarray:
     return arr
 
 
-def _npy_chunks(path: Path, target, features, chunk_rows: int, labels: bool):
+def _npy_chunks(path: Path, target, features, chunk_rows: int | None, labels: bool):
     arr = _open_npy(path)
+    chunk_rows = int(chunk_rows or default_chunk_rows(arr.shape[1]))
     has_target = target is not None
     if has_target and arr.shape[1] < 2:
         raise DataError(f"{path}: expected a 2-D array with features then the target as last column.")

@@ -21,17 +21,12 @@ from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..data.split import is_val_row
-from ..data.tabular import Chunk, read_chunks, read_header, select_columns, table_kind
+from ..data.tabular import Chunk, default_chunk_rows, read_chunks, read_header, select_columns, table_kind
 from ..errors import DataError
 from ..io import write_json
 from ..models.closed_form import LeastSquaresSolution, accumulate, solve_moments, solve_triangular_factor
 from ..persist import ModelFile, save_model
 from ..training.run import create_run_dir
-
-
-def default_chunk_rows(num_features: int) -> int:
-    """About 16 MB of float64 per chunk: big enough for fast BLAS, small enough to keep memory flat."""
-    return max(1024, 2_000_000 // (num_features + 1))
 
 
 def _files(path: Path) -> list[Path]:
@@ -64,7 +59,7 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
     first_names = select_columns(files[0], read_header(files[0]), tgt, features) if not npy else None
     if npy:
         first_names = read_chunks(files[0], tgt, features, chunk_rows, labels=labels)[0]
-    chunk_rows = chunk_rows or default_chunk_rows(len(first_names))
+    chunk_rows = chunk_rows or default_chunk_rows(len(first_names) + 1)
     many = len(files) > 1
 
     def every_chunk():
