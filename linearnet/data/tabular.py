@@ -278,7 +278,7 @@ def _parquet_numbers(path: Path, col, name: str, where: list[str], pa) -> np.nda
         i = next((i for i, v in enumerate(values) if v is not None), 0)
         raise DataError(f"{path}: {where[i]}, column {name!r} is {values[i]!r} ({t}), not a number; the column "
                         "must be numeric.")
-    return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    return np.require(col.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64, ["W"])
 
 
 _BAD_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
