@@ -40,6 +40,19 @@ class Table:
     classes: list[str] | None = None
 
 
+class Where:
+    """Names rows in messages ("line 7" for CSV, "row 7" for Parquet and .npy), built only when needed."""
+
+    def __init__(self, unit: str, numbers: np.ndarray) -> None:
+        self.unit, self.numbers = unit, numbers
+
+    def __getitem__(self, i: int) -> str:
+        return f"{self.unit} {int(self.numbers[i])}"
+
+    def subset(self, keep: np.ndarray) -> Where:
+        return Where(self.unit, self.numbers[keep])
+
+
 @dataclass
 class Chunk:
     """Consecutive rows of a table: float64 features (n, d), the target and where the rows came from.
@@ -52,7 +65,7 @@ class Chunk:
     X: np.ndarray
     y: np.ndarray | None
     rows: np.ndarray
-    where: list[str]
+    where: Where
 
 
 def table_kind(path: Path) -> str:
@@ -223,13 +236,15 @@ def _npy_chunks(path: Path, target, features, chunk_rows: int | None, labels: bo
         for start in range(0, len(arr), chunk_rows):
             block = np.array(arr[start:start + chunk_rows], dtype=np.float64)
             rows = np.arange(start, start + len(block))
-            where = [f"row {r + 1}" for r in rows]
+            where = Where("row", rows + 1)
             X = _finite(path, block[:, cols], names, where, "feature")
             y = None
             if has_target:
                 y = block[:, -1]
-                y = _labels_of(y.astype(str)) if labels else _finite(path, y[:, None], [target], where,
-                                                                     "target")[:, 0]
+                if labels:
+                    y = _labels_of(y.astype(str), path, target, where)
+                else:
+                    y = _finite(path, y[:, None], [target], where, "target")[:, 0]
             yield Chunk(np.ascontiguousarray(X), y, rows, where)
 
     return names, gen()
@@ -252,7 +267,7 @@ def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: 
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=[*names, *([target] if target else [])]):
         n = batch.num_rows
         rows = np.arange(start, start + n)
-        where = [f"row {r + 1}" for r in rows]
+        where = Where("row", rows + 1)
         X = np.empty((n, len(names)))
         for j, name in enumerate(names):
             X[:, j] = _parquet_numbers(path, batch.column(name), name, where, pa)
@@ -270,7 +285,7 @@ def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: 
         yield Chunk(X, y, rows, where)
 
 
-def _parquet_numbers(path: Path, col, name: str, where: list[str], pa) -> np.ndarray:
+def _parquet_numbers(path: Path, col, name: str, where: Where, pa) -> np.ndarray:
     t = col.type
     if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
             or pa.types.is_decimal(t) or pa.types.is_null(t)):
@@ -306,7 +321,7 @@ def _csv_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool
                 frame, lines = frame[~blank], lines[~blank]
             if len(frame) == 0:
                 continue
-            where = [f"line {n}" for n in lines]
+            where = Where("line", lines)
             X = np.empty((len(frame), len(names)))
             for j, (name, c) in enumerate(zip(names, cols)):
                 X[:, j] = _csv_numbers(path, frame[c], name, where, "feature")
@@ -331,7 +346,7 @@ def _csv_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool
         return
 
 
-def _csv_numbers(path: Path, col, name: str, where: list[str], role: str) -> np.ndarray:
+def _csv_numbers(path: Path, col, name: str, where: Where, role: str) -> np.ndarray:
     """A parsed CSV column as float64; a text cell is an error naming its line."""
     import pandas as pd
 
@@ -346,7 +361,7 @@ def _csv_numbers(path: Path, col, name: str, where: list[str], role: str) -> np.
     return values
 
 
-def _finite(path: Path, X: np.ndarray, names, where: list[str], role: str) -> np.ndarray:
+def _finite(path: Path, X: np.ndarray, names, where: Where, role: str) -> np.ndarray:
     """X itself when every value is finite; otherwise an error naming the first bad cell."""
     bad = ~np.isfinite(X)
     if bad.any():
@@ -370,7 +385,7 @@ def canonical_label(text: str) -> str:
 
 
 def _labels_of(raw: np.ndarray, path: Path | None = None, target: str | None = None,
-               where: list[str] | None = None) -> np.ndarray:
+               where: Where | None = None) -> np.ndarray:
     out = np.empty(len(raw), dtype=object)
     for i, v in enumerate(raw):
         if v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == "":

@@ -75,7 +75,7 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
                     keep = keep if part == "val" else ~keep
                     if not keep.all():
                         c = Chunk(c.X[keep], None if c.y is None else c.y[keep], c.rows[keep],
-                                  [w for w, k in zip(c.where, keep) if k])
+                                  c.where.subset(keep))
                 elif part == "val":
                     continue
                 if len(c.rows):
