@@ -17,7 +17,7 @@ from linearnet.data.tabular import Standardizer, column_stats, load_csv
 from linearnet.errors import ConfigError, DataError
 from linearnet.io import write_json
 from linearnet.persist import load_model
-from linearnet.scale.streaming import iter_chunks, solve_file
+from linearnet.scale.streaming import _metrics_from_moments, _solve, iter_chunks, solve_file, validation_metrics
 
 
 def _write(path, header, cols, fmt="%.17g"):
@@ -280,6 +280,22 @@ def test_streamed_val_fraction_is_honoured_and_deterministic(tmp_path):
     assert rows == 750 and val.sum() == 250
     ref = least_squares(torch.from_numpy(X[~val]), torch.from_numpy(y[~val]))
     assert torch.allclose(sol.weight, ref.weight, rtol=1e-10)
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.0])
+def test_streamed_validation_scores_from_statistics_equal_a_pass_over_the_rows(tmp_path, noise):
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(3000, 3)) * [1, 1e3, 1e-3] + [0, 1e6, 5]
+    y = X @ [1.0, 2e-3, 4e3] + 7 + rng.normal(0, noise, 3000) * (noise > 0)
+    p = _write(tmp_path / "v.csv", ["a", "b", "c", "y"], [X, y])
+    sol, _, _, val = _solve(p, "y", None, 500, False, 0.2)
+    exact = validation_metrics(p, "y", None, 500, sol, 0.2)
+    quick = _metrics_from_moments(val, sol)
+    if noise:
+        assert quick["val_rows"] == exact["val_rows"] == 600
+        assert abs(quick["val_rmse"] / exact["val_rmse"] - 1) < 1e-9 and abs(quick["val_r2"] - exact["val_r2"]) < 1e-12
+    else:  # a perfect fit: the statistics would cancel, so the caller scores the rows
+        assert quick is None and exact["val_rmse"] < 1e-9
 
 
 def test_streamed_ill_conditioned_data_is_as_accurate_as_in_memory(tmp_path):

@@ -6,8 +6,9 @@ exactly as in memory. Each training chunk is reduced to centred sufficient stati
 (:class:`~linearnet.models.closed_form.Moments`) and merged; when their condition number is too
 high for the normal equations, a second pass builds a tall-skinny QR (TSQR) of the centred,
 column-scaled data, which is as accurate as the in-memory QR solve. Validation rows are picked by
-row index (:func:`~linearnet.data.split.is_val_row`) and scored in a last pass. Under torchrun the
-chunks are shared among the ranks and the statistics all-gathered.
+row index (:func:`~linearnet.data.split.is_val_row`) and scored from their own statistics,
+gathered in the same pass (a further pass only for an almost perfect fit, where that would cancel).
+Under torchrun the chunks are shared among the ranks and the statistics all-gathered.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -24,7 +26,7 @@ from ..data.split import is_val_row
 from ..data.tabular import Chunk, default_chunk_rows, read_chunks, read_header, select_columns, table_kind
 from ..errors import DataError
 from ..io import write_json
-from ..models.closed_form import LeastSquaresSolution, accumulate, solve_moments, solve_triangular_factor
+from ..models.closed_form import LeastSquaresSolution, Moments, accumulate, solve_moments, solve_triangular_factor
 from ..persist import ModelFile, save_model
 from ..training.run import create_run_dir
 
@@ -120,33 +122,60 @@ def solve_file(path: str | Path, target: str | None, features=None, chunk_rows: 
     Returns (solution, feature names, training rows). A second pass (TSQR) runs only when the
     normal equations are too ill-conditioned to give a QR-quality answer.
     """
+    sol, names, n, _ = _solve(path, target, features, chunk_rows, progress, val_fraction)
+    return sol, names, n
+
+
+def _solve(path, target, features, chunk_rows, progress: bool, val_fraction: float):
+    """The solve, plus the validation rows' statistics of ``[X, y]`` gathered in the same pass."""
     from .distributed import all_gather_moments, rank_world
 
     rank, world = rank_world()
-
-    def train_chunks():
-        names, chunks = iter_chunks(path, target, features, chunk_rows, rank, world, part="train",
-                                    val_fraction=val_fraction)
-        return names, tqdm(chunks, unit="chunk", disable=None if (progress and rank == 0) else True,
-                           desc="chunks")
-
-    names, chunks = train_chunks()
-    moments = all_gather_moments(accumulate(chunks), len(names), 1)
-    if moments.n <= len(names):
-        raise DataError(f"{path}: {moments.n} training rows for {len(names)} features; a linear model needs "
-                        "more rows than features.")
+    names, chunks = iter_table_chunks(path, target, features, chunk_rows, rank, world)
+    d = len(names)
+    train, val = None, None
+    for c in tqdm(chunks, unit="chunk", disable=None if (progress and rank == 0) else True, desc="chunks"):
+        is_val = is_val_row(c.rows, val_fraction) if val_fraction > 0 else np.zeros(len(c.rows), bool)
+        X, y = torch.from_numpy(c.X), torch.from_numpy(c.y).reshape(-1, 1)
+        if not is_val.all():
+            keep = torch.from_numpy(~is_val)
+            m = Moments.of(X[keep], y[keep])
+            train = m if train is None else train.merge(m)
+        if is_val.any():
+            pick = torch.from_numpy(is_val)
+            m = Moments.of(torch.cat([X[pick], y[pick]], dim=1), y[pick])
+            val = m if val is None else val.merge(m)
+    moments = all_gather_moments(train, d, 1)
+    val = all_gather_moments(val, d + 1, 1) if val_fraction > 0 else None
+    if moments.n <= d:
+        raise DataError(f"{path}: {moments.n} training rows for {d} features; a linear model needs more rows "
+                        "than features.")
     sol = solve_moments(moments, allow_fallback=True)
     if sol is None:  # ill-conditioned: a tall-skinny QR of the centred, scaled data in a second pass
         scale = moments.cxx.diagonal().clamp_min(0).sqrt()
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        d = len(names)
         R = torch.zeros(0, d + 1, dtype=torch.float64)
-        for X, y in train_chunks()[1]:
+        for X, y in iter_chunks(path, target, features, chunk_rows, rank, world, part="train",
+                                val_fraction=val_fraction)[1]:
             Z = torch.cat([(X - moments.mean_x) / scale, y - moments.mean_y], dim=1)
             R = torch.linalg.qr(torch.cat([R, Z]), mode="r").R
         R = _gather_r(R if len(R) else torch.zeros(1, d + 1, dtype=torch.float64))
         sol = solve_triangular_factor(R, scale, moments)
-    return sol, names, moments.n
+    return sol, names, moments.n, val
+
+
+def _metrics_from_moments(val: Moments, sol: LeastSquaresSolution) -> dict | None:
+    """Validation RMSE and R^2 from the statistics of ``[X, y]``; None when cancellation could spoil them."""
+    if val.n == 0:
+        return {"val_rows": 0}
+    v = torch.cat([-sol.weight.reshape(-1), torch.ones(1, dtype=torch.float64)])
+    sst = float(val.cxx[-1, -1])
+    offset = float(val.mean_x @ v - sol.bias[0])
+    sse = float(v @ val.cxx @ v) + val.n * offset ** 2
+    size = float(v.abs() @ val.cxx.abs() @ v.abs()) + val.n * offset ** 2  # rounding error is ~1e-15 of this
+    if not sse > 1e-6 * size:  # an almost perfect fit would lose digits to cancellation: score the rows
+        return None
+    return {"val_rows": val.n, "val_rmse": (sse / val.n) ** 0.5, "val_r2": 1 - sse / sst if sst > 0 else float("nan")}
 
 
 def validation_metrics(path: str | Path, target: str | None, features, chunk_rows: int | None,
@@ -169,15 +198,17 @@ def train_streaming(config: TrainConfig, run_dir: Path, overwrite: bool = False,
     """``linearnet train linreg --impl closed-form --chunk-rows N``: solve and write a run folder."""
     start = time.perf_counter()
     val_fraction = config.resolved_val_fraction
-    sol, names, rows = solve_file(config.data, config.target, config.features, config.chunk_rows,
-                                  config.progress, val_fraction)
+    sol, names, rows, val_moments = _solve(config.data, config.target, config.features, config.chunk_rows,
+                                           config.progress, val_fraction)
     seconds = time.perf_counter() - start
     from .distributed import rank_world
 
     if rank_world()[0] != 0:
         return {}
-    val = validation_metrics(config.data, config.target, config.features, config.chunk_rows, sol,
-                             val_fraction) if val_fraction > 0 else {}
+    val = {}
+    if val_moments is not None:
+        val = _metrics_from_moments(val_moments, sol) or validation_metrics(
+            config.data, config.target, config.features, config.chunk_rows, sol, val_fraction)
     create_run_dir(run_dir, overwrite)
     write_json(run_dir / "config.json", config.to_dict())
     metrics = {"rows": rows, "train_rows": rows, "method": sol.method, "condition_number": sol.condition,
