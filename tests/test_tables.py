@@ -8,6 +8,8 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import LinearRegression as SkLinearRegression
 
 from linearnet import least_squares, train_val_split
@@ -466,3 +468,38 @@ def test_sklearn_sample_weight_and_2d_y_match_sklearn():
     sgd = LinearRegression(solver="sgd", random_state=0).fit(X, Y, sample_weight=np.round(w))
     ref3 = SkLinearRegression().fit(X, Y, sample_weight=np.round(w))
     assert sgd.predict(X).shape == (400, 2) and sgd.score(X, Y) > 0.98 * ref3.score(X, Y)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(st.sampled_from([b"PAR1", b"\x93NUMPY", b"a,y\n"]), st.binary(max_size=300))
+def test_damaged_parquet_npy_and_csv_give_data_errors(tmp_path, magic, body):
+    path = tmp_path / "f.csv"
+    path.write_bytes(magic + body)
+    for read in (lambda: load_csv(path, "y"), lambda: list(iter_chunks(path, "y", chunk_rows=3)[1])):
+        try:
+            read()
+        except DataError:
+            pass
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["parquet", "npy"]), st.integers(0, 10_000), st.binary(min_size=1, max_size=8))
+def test_mutated_real_parquet_and_npy_files_give_data_errors(tmp_path, kind, pos, patch):
+    src = tmp_path / "src"
+    if kind == "parquet":
+        _parquet(src, {"a": [1.0, 2.0, 3.0], "y": [1.0, 0.0, 2.0]})
+    else:
+        with open(src, "wb") as fh:
+            np.save(fh, np.arange(12.0).reshape(4, 3))
+    raw = bytearray(src.read_bytes())
+    pos %= len(raw)
+    raw[pos:pos + len(patch)] = patch
+    path = tmp_path / "f.dat"
+    path.write_bytes(bytes(raw))
+    for read in (lambda: load_csv(path, "y"), lambda: list(iter_chunks(path, "y", chunk_rows=2)[1])):
+        try:
+            read()
+        except DataError:
+            pass

@@ -204,10 +204,10 @@ def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
 def _open_npy(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError:
-        raise DataError(f"{path}: the .npy array holds Python objects, not numbers; save a numeric array.") \
-            from None
-    except (OSError, EOFError) as exc:
+    except Exception as exc:  # numpy's header parser raises many types for a damaged file
+        if isinstance(exc, ValueError) and "object" in str(exc):
+            raise DataError(f"{path}: the .npy array holds Python objects, not numbers; save a numeric array.") \
+                from None
         raise DataError(f"{path}: not a readable .npy file ({str(exc)[:80]}).") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf" or arr.ndim != 2 or arr.shape[1] < 1:
         raise DataError(f"{path}: expected a 2-D numeric array (features, then the target as last column).")
@@ -263,8 +263,15 @@ def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: 
     import pyarrow as pa
 
     pf = _parquet(path)
+    batches = pf.iter_batches(batch_size=chunk_rows, columns=[*names, *([target] if target else [])])
     start = 0
-    for batch in pf.iter_batches(batch_size=chunk_rows, columns=[*names, *([target] if target else [])]):
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # pyarrow raises several types for damaged pages
+            raise DataError(f"{path}: not a readable Parquet file ({str(exc)[:80]}).") from None
         n = batch.num_rows
         rows = np.arange(start, start + n)
         where = Where("row", rows + 1)
