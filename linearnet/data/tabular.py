@@ -128,7 +128,7 @@ def _csv_header(path: Path) -> tuple[list[str], int]:
     except csv.Error as exc:
         raise DataError(f"{path}: malformed CSV header ({exc}); fix the file's quoting.") from None
     header = [h.strip() for h in header]
-    if all(_is_number(h) for h in header):
+    if all(is_number(h) for h in header):
         raise DataError(f"{path}: the first row looks like data, not a header; add a header row naming the "
                         "columns.")
     if any(h == "" for h in header):
@@ -136,7 +136,8 @@ def _csv_header(path: Path) -> tuple[list[str], int]:
     return header, lines
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """True when ``text`` parses as a float (a numeric label or a data-like header cell)."""
     try:
         float(text)
     except ValueError:
@@ -448,7 +449,7 @@ def _encode_labels(path: Path, raw: np.ndarray, target: str,
                    classes: list[str] | None) -> tuple[torch.Tensor, list[str]]:
     if classes is None:
         uniq = set(raw.tolist())
-        numeric = all(_is_number(v) for v in uniq)
+        numeric = all(is_number(v) for v in uniq)
         classes = sorted(uniq, key=float) if numeric else sorted(uniq)
     lookup = {canonical_label(str(c)): i for i, c in enumerate(classes)}
     unseen = sorted(set(raw.tolist()) - set(lookup))

@@ -12,6 +12,7 @@ import torch
 from ..config import TrainConfig
 from ..data import Batches, Standardizer, load_csv, synthetic_regression, train_val_split
 from ..data import fashion_mnist as fm
+from ..data.tabular import is_number
 from ..errors import ConfigError
 
 EVAL_BATCH = 10_000  # evaluation batch size: results do not depend on it; fewer, larger batches are faster
@@ -131,8 +132,8 @@ def _check_classes(config: TrainConfig, classes: list[str]) -> None:
     if len(classes) < 2:
         raise ConfigError(f"{config.data}: the target {config.target!r} has a single class; classification "
                           "needs at least two.")
-    numeric = all(_is_number(c) for c in classes)
-    fractional = numeric and any(float(c) != int(float(c)) for c in classes)
+    numeric = all(is_number(c) for c in classes)
+    fractional = numeric and any(not float(c).is_integer() for c in classes)
     if fractional and len(classes) > MANY_CLASSES and not config.allow_many_classes:
         raise ConfigError(f"{config.data}: the target {config.target!r} holds {len(classes)} distinct fractional "
                           "numbers, which looks continuous; use 'train linreg', or pass --allow-many-classes to "
@@ -162,14 +163,6 @@ def _check_float32_range(config: TrainConfig, table) -> None:
             raise ConfigError(f"{config.data}: data row {i + 1}, {name} {names[j]!r} is {float(M[i, j]):.3g}, "
                               "beyond float32's range; standardize the data (drop --no-standardize) or rescale "
                               "that column.")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _fashion_mnist(config: TrainConfig, common: dict, data_env: str | None, log) -> PreparedData:
