@@ -375,6 +375,15 @@ def test_numeric_labels_compare_as_numbers(tmp_path):
     assert table.classes == ["1", "2"] and table.y.tolist() == [0, 0, 1, 1]
 
 
+def test_label_na_is_a_class_and_an_empty_label_names_its_line(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text("a,label\n1,NA\n2,b\n\n3,b\n")
+    assert load_csv(p, "label", task="classification").classes == ["NA", "b"]
+    p.write_text("a,label\n1,NA\n2,b\n\n3,\n")
+    with pytest.raises(DataError, match="line 5, the target 'label' is empty"):
+        load_csv(p, "label", task="classification")
+
+
 def test_target_among_features_is_refused(cli, tmp_path):
     p = _write(tmp_path / "t.csv", ["a", "y"], [np.arange(10.0), np.arange(10.0)])
     with pytest.raises(DataError, match="also listed as a feature"):

@@ -304,6 +304,7 @@ def _parquet_numbers(path: Path, col, name: str, where: Where, pa) -> np.ndarray
     return np.require(col.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64, ["W"])
 
 
+_MISSING = ["", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL"]  # cells read as missing numbers
 _BAD_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
@@ -314,11 +315,14 @@ def _csv_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool
     cols = [header.index(f) for f in names]
     t = header.index(target) if target is not None else None
     dtypes = {t: str} if labels and t is not None else None
+    missing = {i: _MISSING for i in range(len(header))}
+    if dtypes:
+        missing[t] = [""]  # a label such as "NA" is a class, not a missing value
     try:
         reader = pd.read_csv(path, header=None, names=range(len(header)), skiprows=header_lines, engine="c",
                              chunksize=chunk_rows, encoding="utf-8-sig", skip_blank_lines=False,
                              skipinitialspace=True, dtype=dtypes, keep_default_na=False,
-                             na_values=["", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL"],
+                             na_values=missing,
                              low_memory=False)
         start = 0
         for frame in reader:
