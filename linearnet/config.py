@@ -58,6 +58,7 @@ class TrainConfig:
     chunk_rows: int | None = None          # closed form: stream the data in chunks of this many rows
     checkpoint_every: int | None = None    # epochs between checkpoints; None: 1 unless the run is tiny
     progress: bool = True                  # show a progress bar within each epoch
+    allow_many_classes: bool = False       # softmax: accept a fractional numeric target with many values
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes recorded in config.json
 
     @classmethod
@@ -91,6 +92,8 @@ class TrainConfig:
         _check(self.noise >= 0, "--noise must be >= 0")
         _check(len(self.true_w) > 0, "the true weights must not be empty")
         _check(self.chunk_rows is None or self.chunk_rows > 0, "--chunk-rows must be positive")
+        _check(isinstance(self.seed, int) and 0 <= self.seed < 2**63 - 1, "--seed must be an integer from 0 to "
+               "2**63 - 2")
         _check(self.checkpoint_every is None or self.checkpoint_every >= 0, "--checkpoint-every must be >= 0")
         if self.features is not None and not isinstance(self.features, tuple):
             object.__setattr__(self, "features", tuple(self.features))

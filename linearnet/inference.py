@@ -18,8 +18,10 @@ class TrainedModel:
     def __init__(self, model: ModelFile) -> None:
         self.file = model
         self.kind = model.kind
-        self.weight = model.weight.to(torch.float32)
-        self.bias = model.bias.to(torch.float32)
+        # float64 models (closed form) are applied in float64; SGD models in float32
+        dtype = torch.float64 if model.weight.dtype == torch.float64 else torch.float32
+        self.weight = model.weight.to(dtype)
+        self.bias = model.bias.to(dtype)
         self.meta = model.meta
         ex = model.extras
         self.x_scaler = Standardizer(ex["x_mean"], ex["x_std"]) if "x_mean" in ex else None
@@ -43,9 +45,9 @@ class TrainedModel:
         """Raw inputs -> the model's input rows (standardized, or image-transformed and flattened)."""
         if self.image is not None:
             X = self.image(X if X.dim() == 3 else X.reshape(-1, 28, 28)).reshape(len(X), -1)
-        X = X.to(torch.float32)
         if self.x_scaler is not None:
-            X = self.x_scaler.transform(X)
+            X = self.x_scaler.transform(X.to(torch.float64))  # standardized in float64, then cast
+        X = X.to(self.weight.dtype)
         if X.shape[1] != self.weight.shape[1]:
             raise DataError(f"the model expects {self.weight.shape[1]} features but got {X.shape[1]}.")
         return X
@@ -59,7 +61,7 @@ class TrainedModel:
         out = self.decision_function(X)
         if self.kind == "linreg":
             if self.y_scaler is not None:
-                out = self.y_scaler.inverse(out)
+                out = self.y_scaler.inverse(out.to(torch.float64))
             return out.reshape(-1)
         return out.argmax(dim=1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -75,8 +76,21 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    """Atomically write ``obj`` as indented, strict JSON: NaN and inf become ``null``."""
+    write_text(path, json.dumps(_strict(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _strict(obj: Any) -> Any:
+    """``obj`` with tensors/arrays as lists, paths as text and every non-finite float as None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return _strict(_json_default(obj))
 
 
 def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:

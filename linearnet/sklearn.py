@@ -12,9 +12,11 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .data import Batches
+from .data.tabular import column_stats
+from .errors import DivergenceError
 from .models import build_learner, build_net, least_squares
 from .training import fit
 
@@ -38,15 +40,34 @@ class _SGDEstimator(BaseEstimator):
     def _standardize(X: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """float32 standardized copy of X (never modifies X) and the mean/std used, as float64.
 
-        Not the CLI's :class:`~linearnet.data.Standardizer`: that one works in float64, which here
-        would cost two float64 copies of X; in float32 a column whose std is below 1e-6 of its mean
-        is left unscaled, since float32 cannot resolve it.
+        The statistics and the subtraction are float64 with the CLI's rule
+        (:func:`~linearnet.data.tabular.column_stats`: constant only relative to the column's own
+        magnitude), so a 1.7e12 offset or a std of 1e-7 survives; only the result is float32.
         """
-        Z = torch.tensor(X, dtype=torch.float32)
-        std, mean = torch.std_mean(Z, dim=0, correction=0)
-        std = torch.where(std > 1e-6 * mean.abs().clamp_min(1.0), std, torch.ones_like(std))
-        Z.sub_(mean).div_(std)
-        return Z, mean.double().numpy(), std.double().numpy()
+        mean, std = column_stats(X)
+        Z = torch.empty(X.shape, dtype=torch.float32)
+        for i in range(0, len(X), 65536):  # float64 temporaries one block at a time
+            Z[i:i + 65536] = ((torch.from_numpy(np.asarray(X[i:i + 65536], dtype=np.float64)) - mean) / std)
+        return Z, mean.numpy(), std.numpy()
+
+    @staticmethod
+    def _weighted_rows(X: np.ndarray, y: np.ndarray, sample_weight, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """SGD with weights: a row of integer weight w counts as w copies of it (exactly what the weight
+        means); fractional weights draw len(X) rows with probability proportional to the weight."""
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if np.all(w == np.round(w)):
+            counts = w.astype(np.int64)
+        else:
+            counts = np.random.default_rng(seed).multinomial(len(X), w / w.sum())
+        return np.repeat(X, counts, axis=0), np.repeat(y, counts, axis=0)
+
+    @staticmethod
+    def _canonical_order(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows sorted by a fixed projection (before SGD's seeded shuffle), so a fit depends on the
+        rows and not on their order: then a weight of 2 is exactly a repeated row, float32 rounding included."""
+        key = np.asarray(X, dtype=np.float64) @ np.random.default_rng(0).normal(size=X.shape[1])
+        order = np.argsort(key, kind="stable")
+        return X[order], y[order]
 
     def _train(self, kind: str, Z: torch.Tensor, y: torch.Tensor, k: int, loss: str = "squared"
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -56,8 +77,12 @@ class _SGDEstimator(BaseEstimator):
         net = build_net(kind, "concise", Z.shape[1], k, seed=seed).to(device)
         learner = build_learner(net, kind, "concise", self.lr, self.alpha, loss)
         batches = Batches(Z, y, min(int(self.batch_size), len(Z)), shuffle=True, seed=seed + 1, device=device)
-        history = fit(learner, batches, int(self.max_iter), classify=kind == "softmax", base_lr=self.lr,
-                      lr_schedule=self.lr_schedule)
+        try:
+            history = fit(learner, batches, int(self.max_iter), classify=kind == "softmax", base_lr=self.lr,
+                          lr_schedule=self.lr_schedule)
+        except DivergenceError as exc:  # the loop's advice names the CLI's --lr; the caller set lr
+            raise DivergenceError(f"{str(exc).split(';')[0]}; try a smaller lr (for example lr={self.lr / 10:g})."
+                                  ) from None
         self.n_iter_ = len(history)
         weight, bias = net.export()
         return weight.cpu().double().numpy(), bias.cpu().double().numpy()
@@ -93,33 +118,54 @@ class LinearRegression(RegressorMixin, _SGDEstimator):
         self.random_state = random_state
         self.device = device
 
-    def fit(self, X, y):
-        X, y = validate_data(self, X, y, y_numeric=True, dtype=_DTYPES)
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # a 2-D y fits one output per column, as scikit-learn's does
+        return tags
+
+    def fit(self, X, y, sample_weight=None):
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=_DTYPES, multi_output=True)
         if self.solver not in ("closed-form", "sgd"):
             raise ValueError(f"solver must be 'closed-form' or 'sgd', got {self.solver!r}")
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum.")
         y64 = np.asarray(y, dtype=np.float64)
+        Y = y64.reshape(len(y64), -1)
         if self.solver == "closed-form":
             # least_squares never writes to X: share its memory, copying only read-only or non-float64 input
             X64 = np.require(X, dtype=np.float64, requirements=["W"])
-            sol = least_squares(torch.from_numpy(X64), torch.from_numpy(np.require(y64, requirements=["W"])))
-            self.coef_ = sol.weight.numpy().reshape(-1)
-            self.intercept_ = float(sol.bias.numpy()[0])
+            sw = None if sample_weight is None else torch.from_numpy(sample_weight)
+            sol = least_squares(torch.from_numpy(X64), torch.from_numpy(np.require(Y, requirements=["W"])),
+                                sample_weight=sw)
+            weight, bias = sol.weight.numpy(), sol.bias.numpy()
             self.n_iter_ = 1
-            return self
-        self._check_sgd_params()
-        if self.loss not in ("squared", "huber"):
-            raise ValueError(f"loss must be 'squared' or 'huber', got {self.loss!r}")
-        Z, mean, std = self._standardize(X)
-        ym, ys = y64.mean(), (y64.std() or 1.0)
-        yt = torch.from_numpy(((y64 - ym) / ys).astype(np.float32)).reshape(-1, 1)
-        w, b = self._train("linreg", Z, yt, 1, self.loss)
-        w = w.reshape(-1) / std
-        self.coef_ = ys * w
-        self.intercept_ = float(ys * (b[0] - w @ mean) + ym)
+        else:
+            self._check_sgd_params()
+            if self.loss not in ("squared", "huber"):
+                raise ValueError(f"loss must be 'squared' or 'huber', got {self.loss!r}")
+            if sample_weight is not None:
+                X, Y = self._weighted_rows(X, Y, sample_weight, int(check_random_state(self.random_state)
+                                                                    .randint(0, 2**31 - 1)))
+            X, Y = self._canonical_order(X, Y)
+            Z, mean, std = self._standardize(X)
+            weight, bias = np.empty((Y.shape[1], X.shape[1])), np.empty(Y.shape[1])
+            for j in range(Y.shape[1]):  # one SGD model per output column
+                ym, ys = column_stats(Y[:, j:j + 1])
+                ym, ys = float(ym[0]), float(ys[0])
+                yt = torch.from_numpy(((Y[:, j] - ym) / ys).astype(np.float32)).reshape(-1, 1)
+                w, b = self._train("linreg", Z, yt, 1, self.loss)
+                w = w.reshape(-1) / std
+                weight[j], bias[j] = ys * w, ys * (b[0] - w @ mean) + ym
+        if y64.ndim == 1:
+            self.coef_, self.intercept_ = weight.reshape(-1), float(bias[0])
+        else:
+            self.coef_, self.intercept_ = weight, bias
         return self
 
     def predict(self, X):
-        return self._input(X) @ self.coef_ + self.intercept_
+        return self._input(X) @ self.coef_.T + self.intercept_
 
 
 class SoftmaxRegression(ClassifierMixin, _SGDEstimator):
@@ -144,13 +190,21 @@ class SoftmaxRegression(ClassifierMixin, _SGDEstimator):
         self.random_state = random_state
         self.device = device
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         X, y = validate_data(self, X, y, dtype=_DTYPES)
         check_classification_targets(y)
         self._check_sgd_params()
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum.")
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("Classifier can't train when only one class is present.")
+        if sample_weight is not None:
+            X, encoded = self._weighted_rows(X, encoded, sample_weight,
+                                             int(check_random_state(self.random_state).randint(0, 2**31 - 1)))
+        X, encoded = self._canonical_order(X, encoded)
         Z, mean, std = self._standardize(X)
         w, b = self._train("softmax", Z, torch.from_numpy(encoded.astype(np.int64)), len(self.classes_))
         self.coef_ = w / std

@@ -67,7 +67,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         normalize=args.normalize or None, device=args.device, seed=args.seed, num_examples=args.num_examples,
         noise=args.noise, data_dir=args.data_dir, allow_download=not args.no_download,
         chunk_rows=args.chunk_rows, checkpoint_every=args.checkpoint_every,
-        progress=not args.no_progress)
+        progress=not args.no_progress, allow_many_classes=args.allow_many_classes or None)
 
 
 def cmd_train(args: argparse.Namespace, env: dict[str, str]) -> int:

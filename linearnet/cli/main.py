@@ -44,6 +44,8 @@ def _add_train(sub) -> None:
     p.add_argument("--chunk-rows", type=_positive_int, help="closed form: stream files in chunks of N rows")
     p.add_argument("--checkpoint-every", type=_positive_int, help="epochs between checkpoints (0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--allow-many-classes", action="store_true",
+                   help="softmax: treat a fractional numeric target with many values as classes")
     p.add_argument("--out", help="run folder (default runs/<timestamp>-<model>-<impl>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")

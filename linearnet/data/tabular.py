@@ -1,22 +1,35 @@
-"""The user's own CSV data: strict parsing with one-sentence errors, and feature standardization."""
+"""The user's own tables (CSV, Parquet, ``.npy``): one reader with one-sentence errors, and standardization.
+
+Every path a table takes (in memory for training and prediction, chunked for streaming) goes
+through :func:`read_chunks`, so the same files are accepted and refused with the same messages.
+CSV is read by pandas' C engine, Parquet by pyarrow, ``.npy`` through a memory map; the kind of
+file is told by its first bytes, not its name. Numbers are read in float64.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import math
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import DataError
 
+_PARQUET_MAGIC = b"PAR1"
+_NPY_MAGIC = b"\x93NUMPY"
+
 
 @dataclass
 class Table:
-    """A parsed CSV: float32 features, a target, and the names needed to apply a model later.
+    """A parsed table: float64 features, a target, and the names needed to apply a model later.
 
-    ``y`` is float32 of shape (n, 1) for regression, or int64 class indices of shape (n,) for
+    ``y`` is float64 of shape (n, 1) for regression, or int64 class indices of shape (n,) for
     classification, in which case ``classes`` lists the original labels in index order.
     """
 
@@ -27,29 +40,104 @@ class Table:
     classes: list[str] | None = None
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; check the --data path.")
+class Where:
+    """Names rows in messages ("line 7" for CSV, "row 7" for Parquet and .npy), built only when needed."""
+
+    def __init__(self, unit: str, numbers: np.ndarray) -> None:
+        self.unit, self.numbers = unit, numbers
+
+    def __getitem__(self, i: int) -> str:
+        return f"{self.unit} {int(self.numbers[i])}"
+
+    def subset(self, keep: np.ndarray) -> Where:
+        return Where(self.unit, self.numbers[keep])
+
+
+@dataclass
+class Chunk:
+    """Consecutive rows of a table: float64 features (n, d), the target and where the rows came from.
+
+    ``y`` is float64 (n,) (``labels=False``), a str array of canonical labels (``labels=True``; numeric
+    labels written ``1`` and ``1.0`` are the same label) or None without a target. ``rows`` are the
+    0-based data-row indices in the file (for splitting); ``where[i]`` names row i in messages.
+    """
+
+    X: np.ndarray
+    y: np.ndarray | None
+    rows: np.ndarray
+    where: Where
+
+
+def table_kind(path: Path) -> str:
+    """"csv", "parquet" or "npy", from the file's first bytes (a Parquet file named .csv is Parquet)."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text CSV file; export it as CSV (UTF-8).") from None
-    except csv.Error as exc:
-        raise DataError(f"{path}: malformed CSV ({exc}); fix the file's quoting.") from None
-    if not rows:
-        raise DataError(f"{path}: the file is empty; it needs a header row and data rows.")
-    header = [h.strip() for h in rows[0]]
-    if all(_is_number(h) for h in header):
-        raise DataError(f"{path}: the first row looks like data, not a header; add a header row naming "
-                        "the columns.")
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror}); check the data path.") from None
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    return "csv"
+
+
+def default_chunk_rows(num_columns: int) -> int:
+    """About 16 MB of float64 per chunk: big enough for fast parsing and BLAS, small enough for flat memory."""
+    return max(1024, 2_000_000 // max(num_columns, 1))
+
+
+def _check_path(path: Path) -> None:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the data path.")
+
+
+def read_header(path: str | Path, with_target: bool = True) -> list[str]:
+    """Column names of a table; a ``.npy`` array's are x0, x1, ... (its last column is the target)."""
+    path = Path(path)
+    _check_path(path)
+    kind = table_kind(path)
+    if kind == "npy":
+        arr = _open_npy(path)
+        d = arr.shape[1] - (1 if with_target else 0)
+        return [f"x{i}" for i in range(d)] + (["y"] if with_target else [])
+    if kind == "parquet":
+        header = list(_parquet(path).schema_arrow.names)
+    else:
+        header = _csv_header(path)[0]
     if len(set(header)) != len(header):
         dup = sorted({h for h in header if header.count(h) > 1})
         raise DataError(f"{path}: duplicate column names {dup}; give every column a unique name.")
-    return header, rows[1:]
+    return header
 
 
-def _is_number(text: str) -> bool:
+def _csv_header(path: Path) -> tuple[list[str], int]:
+    """The stripped header names and the number of physical lines up to and including the header."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            lines = 0
+            for line in fh:
+                lines += 1
+                if line.strip(" \t\r\n,"):
+                    header = next(csv.reader(io.StringIO(line)))
+                    break
+            else:
+                raise DataError(f"{path}: the file is empty; it needs a header row and data rows.")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text CSV file; export it as CSV (UTF-8).") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: malformed CSV header ({exc}); fix the file's quoting.") from None
+    header = [h.strip() for h in header]
+    if all(is_number(h) for h in header):
+        raise DataError(f"{path}: the first row looks like data, not a header; add a header row naming the "
+                        "columns.")
+    if any(h == "" for h in header):
+        raise DataError(f"{path}: column {header.index('') + 1} of the header has no name; name every column.")
+    return header, lines
+
+
+def is_number(text: str) -> bool:
+    """True when ``text`` parses as a float (a numeric label or a data-like header cell)."""
     try:
         float(text)
     except ValueError:
@@ -57,121 +145,366 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def load_csv(path: str | Path, target: str | None, features: list[str] | tuple[str, ...] | None = None,
-             task: str = "regression", classes: list[str] | None = None) -> Table:
-    """Read a CSV with a header row into a :class:`Table`.
+def select_columns(path: Path, header: list[str], target: str | None,
+                   features: list[str] | tuple[str, ...] | None) -> list[str]:
+    """The feature columns to read: checked to exist, be unique and not include the target."""
+    if target is not None and target not in header:
+        raise DataError(f"{path}: no target column {target!r} (columns: {', '.join(header)}); name the right "
+                        "target.")
+    names = list(features) if features is not None else [h for h in header if h != target]
+    missing = [f for f in names if f not in header]
+    if missing:
+        raise DataError(f"{path}: no feature column(s) {missing} (columns: {', '.join(header)}); the features "
+                        "must be columns of the file.")
+    if target is not None and target in names:
+        raise DataError(f"{path}: the target {target!r} is also listed as a feature; leave it out of the "
+                        "features.")
+    if len(set(names)) != len(names):
+        raise DataError(f"{path}: the features name a column twice; list each once.")
+    if not names:
+        raise DataError(f"{path}: no feature columns besides the target; the file needs at least one.")
+    return names
+
+
+def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows: int | None = None, *,
+                labels: bool = False, rank: int = 0, world_size: int = 1
+                ) -> tuple[list[str], Iterator[Chunk]]:
+    """Feature names and the stream of this rank's :class:`Chunk` s of a CSV, Parquet or ``.npy`` file.
 
     Parameters
     ----------
-    path : path to the CSV file.
-    target : name of the target column, or None to read features only (prediction).
+    path : the table. A ``.npy`` file is a 2-D numeric array whose columns are named x0, x1, ...; with a
+        target its last column is the target.
+    target : the target column, or None to read features only.
     features : feature columns in order; None means every column except the target.
-    task : "regression" (numeric target) or "classification" (any labels, e.g. strings).
-    classes : for classification, the known label list (from a trained model); a label outside it
-        is an error. None builds it from the data, sorted.
+    chunk_rows : rows per chunk (default: about 16 MB of float64, :func:`default_chunk_rows`).
+    labels : return the target as canonical string labels (classification) instead of float64.
+    rank, world_size : chunk ``i`` is returned to rank ``i % world_size`` only (others are skipped).
 
     Raises
     ------
     DataError
-        Missing file or column, text/NaN/inf in a feature, wrong row length, fewer rows than features.
+        Unreadable file, missing/duplicate columns, text/NaN/inf/empty cells (naming line or row), rows
+        with more fields than the header.
     """
     path = Path(path)
-    header, rows = _read_rows(path)
-    if target is not None and target not in header:
-        raise DataError(f"{path}: no target column {target!r} (columns: {', '.join(header)}); pass the "
-                        "right --target.")
-    if features is None:
-        features = [h for h in header if h != target]
-    missing = [f for f in features if f not in header]
-    if missing:
-        raise DataError(f"{path}: no feature column(s) {missing} (columns: {', '.join(header)}); fix "
-                        "--features.")
-    if not features:
-        raise DataError(f"{path}: no feature columns besides the target; the file needs at least one.")
-    if not rows:
-        raise DataError(f"{path}: the file has a header but no data rows.")
-    cols = [header.index(f) for f in features]
-    values = []
-    for line_no, row in enumerate(rows, start=2):
-        if len(row) != len(header):
-            raise DataError(f"{path}: line {line_no} has {len(row)} fields but the header has "
-                            f"{len(header)}; fix that row.")
-        out = []
-        for name, c in zip(features, cols):
-            cell = row[c].strip()
-            try:
-                v = float(cell)
-            except ValueError:
-                raise DataError(f"{path}: line {line_no}, feature {name!r} is {cell!r}, not a number; "
-                                "features must be numeric.") from None
-            if not math.isfinite(v):
-                raise DataError(f"{path}: line {line_no}, feature {name!r} is {cell!r}; remove or "
-                                "impute NaN/inf values.")
-            out.append(v)
-        values.append(out)
-    if target is not None and task == "regression" and len(rows) <= len(features):
-        raise DataError(f"{path}: {len(rows)} rows for {len(features)} features; a linear model needs "
-                        "more rows than features.")
-    X = torch.tensor(values, dtype=torch.float32)
-    y, found_classes = None, None
-    if target is not None:
-        t = header.index(target)
-        raw = [row[t].strip() for row in rows]
-        if task == "regression":
-            y = torch.tensor([_parse_target(path, v, i + 2, target) for i, v in enumerate(raw)],
-                             dtype=torch.float32).reshape(-1, 1)
-        else:
-            y, found_classes = _encode_labels(path, raw, target, classes)
-    return Table(X, y, list(features), target, found_classes if target is not None else classes)
+    _check_path(path)
+    kind = table_kind(path)
+    if kind == "npy":
+        names, chunks = _npy_chunks(path, target, features, chunk_rows, labels)
+    else:
+        header = read_header(path)
+        names = select_columns(path, header, target, features)
+        chunk_rows = int(chunk_rows or default_chunk_rows(len(header)))
+        reader = _parquet_chunks if kind == "parquet" else _csv_chunks
+        chunks = reader(path, header, names, target, chunk_rows, labels)
+    return names, (c for i, c in enumerate(chunks) if i % world_size == rank)
 
 
-def _parse_target(path: Path, cell: str, line_no: int, target: str) -> float:
+# ----- the three formats ------------------------------------------------------------------------------
+def _open_npy(path: Path) -> np.ndarray:
     try:
-        v = float(cell)
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # numpy's header parser raises many types for a damaged file
+        if isinstance(exc, ValueError) and "object" in str(exc):
+            raise DataError(f"{path}: the .npy array holds Python objects, not numbers; save a numeric array.") \
+                from None
+        raise DataError(f"{path}: not a readable .npy file ({str(exc)[:80]}).") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf" or arr.ndim != 2 or arr.shape[1] < 1:
+        raise DataError(f"{path}: expected a 2-D numeric array (features, then the target as last column).")
+    return arr
+
+
+def _npy_chunks(path: Path, target, features, chunk_rows: int | None, labels: bool):
+    arr = _open_npy(path)
+    chunk_rows = int(chunk_rows or default_chunk_rows(arr.shape[1]))
+    has_target = target is not None
+    if has_target and arr.shape[1] < 2:
+        raise DataError(f"{path}: expected a 2-D array with features then the target as last column.")
+    d = arr.shape[1] - (1 if has_target else 0)
+    header = [f"x{i}" for i in range(d)]
+    if features is not None:
+        missing = [f for f in features if f not in header]
+        if missing:
+            raise DataError(f"{path}: a .npy array has no column names; its features are x0..x{d - 1}, not "
+                            f"{missing}.")
+        names = list(features)
+    else:
+        names = header
+    cols = [header.index(f) for f in names]
+
+    def gen():
+        for start in range(0, len(arr), chunk_rows):
+            block = np.array(arr[start:start + chunk_rows], dtype=np.float64)
+            rows = np.arange(start, start + len(block))
+            where = Where("row", rows + 1)
+            X = _finite(path, block[:, cols], names, where, "feature")
+            y = None
+            if has_target:
+                y = block[:, -1]
+                if labels:
+                    y = _labels_of(y.astype(str), path, target, where)
+                else:
+                    y = _finite(path, y[:, None], [target], where, "target")[:, 0]
+            yield Chunk(np.ascontiguousarray(X), y, rows, where)
+
+    return names, gen()
+
+
+def _parquet(path: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path}: not a readable Parquet file ({str(exc)[:80]}).") from None
+
+
+def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool):
+    import pyarrow as pa
+
+    pf = _parquet(path)
+    batches = pf.iter_batches(batch_size=chunk_rows, columns=[*names, *([target] if target else [])])
+    start = 0
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # pyarrow raises several types for damaged pages
+            raise DataError(f"{path}: not a readable Parquet file ({str(exc)[:80]}).") from None
+        n = batch.num_rows
+        rows = np.arange(start, start + n)
+        where = Where("row", rows + 1)
+        X = np.empty((n, len(names)))
+        for j, name in enumerate(names):
+            X[:, j] = _parquet_numbers(path, batch.column(name), name, where, pa)
+        X = _finite(path, X, names, where, "feature")
+        y = None
+        if target is not None:
+            col = batch.column(target)
+            if labels:
+                y = _labels_of(np.array([str(v) if v is not None else "" for v in col.to_pylist()], dtype=object),
+                               path, target, where)
+            else:
+                y = _finite(path, _parquet_numbers(path, col, target, where, pa)[:, None], [target], where,
+                            "target")[:, 0]
+        start += n
+        yield Chunk(X, y, rows, where)
+
+
+def _parquet_numbers(path: Path, col, name: str, where: Where, pa) -> np.ndarray:
+    t = col.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+            or pa.types.is_decimal(t) or pa.types.is_null(t)):
+        values = col.to_pylist()
+        i = next((i for i, v in enumerate(values) if v is not None), 0)
+        raise DataError(f"{path}: {where[i]}, column {name!r} is {values[i]!r} ({t}), not a number; the column "
+                        "must be numeric.")
+    return np.require(col.cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64, ["W"])
+
+
+_MISSING = ["", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL"]  # cells read as missing numbers
+_BAD_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _csv_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool):
+    import pandas as pd
+
+    header_lines = _csv_header(path)[1]
+    cols = [header.index(f) for f in names]
+    t = header.index(target) if target is not None else None
+    dtypes = {t: str} if labels and t is not None else None
+    missing = {i: _MISSING for i in range(len(header))}
+    if dtypes:
+        missing[t] = [""]  # a label such as "NA" is a class, not a missing value
+    try:
+        reader = pd.read_csv(path, header=None, names=range(len(header)), skiprows=header_lines, engine="c",
+                             chunksize=chunk_rows, encoding="utf-8-sig", skip_blank_lines=False,
+                             skipinitialspace=True, dtype=dtypes, keep_default_na=False,
+                             na_values=missing,
+                             low_memory=False)
+        start = 0
+        for frame in reader:
+            blank = frame.isna().all(axis=1).to_numpy()
+            lines = np.arange(start, start + len(frame)) + header_lines + 1
+            start += len(frame)
+            if blank.any():
+                frame, lines = frame[~blank], lines[~blank]
+            if len(frame) == 0:
+                continue
+            where = Where("line", lines)
+            X = np.empty((len(frame), len(names)))
+            for j, (name, c) in enumerate(zip(names, cols)):
+                X[:, j] = _csv_numbers(path, frame[c], name, where, "feature")
+            X = _finite(path, X, names, where, "feature")
+            y = None
+            if t is not None:
+                if labels:
+                    y = _labels_of(frame[t].to_numpy(dtype=object), path, target, where)
+                else:
+                    y = _finite(path, _csv_numbers(path, frame[t], target, where, "target")[:, None], [target],
+                                where, "target")[:, 0]
+            yield Chunk(X, y, lines - header_lines - 1, where)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text CSV file; export it as CSV (UTF-8).") from None
+    except pd.errors.ParserError as exc:
+        m = _BAD_FIELDS.search(str(exc))
+        if m:
+            raise DataError(f"{path}: line {m.group(2)} has {m.group(3)} fields but "
+                            f"the header has {len(header)}; fix that row.") from None
+        raise DataError(f"{path}: malformed CSV ({str(exc).strip()[:80]}); fix the file's quoting.") from None
+    except pd.errors.EmptyDataError:
+        return
+
+
+def _csv_numbers(path: Path, col, name: str, where: Where, role: str) -> np.ndarray:
+    """A parsed CSV column as float64; a text cell is an error naming its line."""
+    import pandas as pd
+
+    if col.dtype.kind in "biuf":
+        return np.require(col.to_numpy(dtype=np.float64), requirements=["W"])  # pandas may hand a read-only view
+    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+    text = np.isnan(values) & col.notna().to_numpy()
+    if text.any():
+        i = int(np.argmax(text))
+        raise DataError(f"{path}: {where[i]}, {role} {name!r} is {str(col.iloc[i])[:40]!r}, not a number; "
+                        f"{role}s must be numeric.")
+    return values
+
+
+def _finite(path: Path, X: np.ndarray, names, where: Where, role: str) -> np.ndarray:
+    """X itself when every value is finite; otherwise an error naming the first bad cell."""
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        what = "empty or NaN" if math.isnan(X[i, j]) else "infinite (or beyond float64's range)"
+        raise DataError(f"{path}: {where[i]}, {role} {names[j]!r} is {what}; remove or impute missing "
+                        "(NaN/inf) values.")
+    return X
+
+
+def canonical_label(text: str) -> str:
+    """A class label as text; numbers compare as numbers, so ``1``, ``1.0`` and ``01`` are the label ``1``."""
+    text = text.strip()
+    try:
+        v = float(text)
     except ValueError:
-        raise DataError(f"{path}: line {line_no}, target {target!r} is {cell!r}, not a number; "
-                        "regression needs a numeric target.") from None
+        return text
     if not math.isfinite(v):
-        raise DataError(f"{path}: line {line_no}, target {target!r} is {cell!r}; remove rows with NaN/inf.")
-    return v
+        return text
+    return str(int(v)) if v == int(v) and abs(v) < 2**63 else repr(v)
 
 
-def _encode_labels(path: Path, raw: list[str], target: str,
+def _labels_of(raw: np.ndarray, path: Path | None = None, target: str | None = None,
+               where: Where | None = None) -> np.ndarray:
+    out = np.empty(len(raw), dtype=object)
+    for i, v in enumerate(raw):
+        if v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == "":
+            raise DataError(f"{path}: {where[i]}, the target {target!r} is empty; every row needs a label.")
+        out[i] = canonical_label(str(v))
+    return out
+
+
+# ----- whole tables in memory -------------------------------------------------------------------------
+def load_csv(path: str | Path, target: str | None, features: list[str] | tuple[str, ...] | None = None,
+             task: str = "regression", classes: list[str] | None = None) -> Table:
+    """Read a whole table (CSV with a header row, Parquet or ``.npy``) into a float64 :class:`Table`.
+
+    Parameters
+    ----------
+    path : the table file (its kind is told by its content).
+    target : name of the target column, or None to read features only (prediction).
+    features : feature columns in order; None means every column except the target.
+    task : "regression" (numeric target) or "classification" (any labels, e.g. strings).
+    classes : for classification, the known label list (from a trained model); a label outside it
+        is an error. None builds it from the data, sorted (numerically when every label is a number).
+
+    Raises
+    ------
+    DataError
+        Missing file or column, text/NaN/inf in a cell, wrong row length, fewer rows than features.
+    """
+    path = Path(path)
+    labels = task != "regression"
+    names, chunks = read_chunks(path, target, features, labels=labels)
+    Xs, ys = [], []
+    for c in chunks:
+        Xs.append(c.X)
+        ys.append(c.y)
+    if not Xs:
+        raise DataError(f"{path}: the file has a header but no data rows.")
+    X = torch.from_numpy(Xs[0] if len(Xs) == 1 else np.concatenate(Xs))
+    del Xs
+    if target is not None and task == "regression" and len(X) <= len(names):
+        raise DataError(f"{path}: {len(X)} rows for {len(names)} features; a linear model needs more rows than "
+                        "features.")
+    y, found = None, classes
+    if target is not None:
+        raw = np.concatenate(ys)
+        if labels:
+            y, found = _encode_labels(path, raw, target, classes)
+        else:
+            y = torch.from_numpy(raw).reshape(-1, 1)
+    return Table(X, y, names, target, found)
+
+
+def _encode_labels(path: Path, raw: np.ndarray, target: str,
                    classes: list[str] | None) -> tuple[torch.Tensor, list[str]]:
-    if any(v == "" for v in raw):
-        raise DataError(f"{path}: the target column {target!r} has empty cells; every row needs a label.")
     if classes is None:
-        uniq = set(raw)
-        numeric = all(_is_number(v) for v in uniq)
+        uniq = set(raw.tolist())
+        numeric = all(is_number(v) for v in uniq)
         classes = sorted(uniq, key=float) if numeric else sorted(uniq)
-    lookup = {c: i for i, c in enumerate(classes)}
-    unseen = sorted(set(raw) - set(lookup))
+    lookup = {canonical_label(str(c)): i for i, c in enumerate(classes)}
+    unseen = sorted(set(raw.tolist()) - set(lookup))
     if unseen:
         raise DataError(f"{path}: label(s) {unseen[:5]} in {target!r} were not seen in training "
-                        f"(known: {classes[:10]}); the model cannot predict new classes.")
-    return torch.tensor([lookup[v] for v in raw], dtype=torch.int64), list(classes)
+                        f"(known: {list(classes)[:10]}); the model cannot predict new classes.")
+    return torch.tensor([lookup[v] for v in raw.tolist()], dtype=torch.int64), list(classes)
+
+
+# ----- standardization --------------------------------------------------------------------------------
+def column_stats(X: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column means and standard deviations in float64, computed stably; a constant column gets std 1.
+
+    Stable: the spread is measured after centring and dividing by the column's largest deviation, so
+    neither a large offset (1.7e9 + small changes) nor huge values (1e200) lose or overflow anything.
+    A column is constant when its deviations vanish relative to its own magnitude (below float64's
+    resolution of the values, ``|mean| * 4 eps``); there is no absolute cut-off.
+    """
+    X64 = torch.tensor(X, dtype=torch.float64) if isinstance(X, np.ndarray) else X.to(torch.float64)
+    if len(X64) == 0:
+        d = X64.shape[1] if X64.dim() > 1 else 1
+        return torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64)
+    mean = X64.mean(0)
+    dev = X64 - mean
+    scale = dev.abs().amax(0)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    # second centring pass: removes the rounding error of the first mean (Higham's corrected two-pass)
+    mean = mean + dev.mean(0)
+    dev = (X64 - mean) / safe
+    std = safe * dev.pow(2).mean(0).sqrt()
+    constant = ~(std > 4 * torch.finfo(torch.float64).eps * mean.abs()) | (scale == 0) | ~torch.isfinite(std)
+    return mean, torch.where(constant, torch.ones_like(std), std)
 
 
 class Standardizer:
-    """Per-column ``(x - mean) / std`` with statistics fitted on training rows only.
+    """Per-column ``(x - mean) / std`` with float64 statistics fitted on training rows only.
 
-    A constant column gets std 1 so it maps to 0 instead of dividing by zero. The statistics are
-    saved with the model so prediction applies exactly the same transform.
+    A constant column (see :func:`column_stats`) gets std 1 so it maps to 0 instead of dividing by
+    zero. The statistics are saved with the model (float64) so prediction applies exactly the same
+    transform; the transform is computed in float64 and returned in the input's dtype.
     """
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        self.mean, self.std = mean, std
+        self.mean, self.std = mean.to(torch.float64), std.to(torch.float64)
 
     @classmethod
     def fit(cls, X: torch.Tensor) -> Standardizer:
-        X64 = X.double()
-        mean = X64.mean(0)
-        std = X64.std(0, unbiased=False) if len(X) > 1 else torch.ones_like(mean)
-        std = torch.where(std > 1e-12 * mean.abs().clamp_min(1.0), std, torch.ones_like(std))
-        return cls(mean.to(X.dtype), std.to(X.dtype))
+        return cls(*column_stats(X))
 
     def transform(self, X: torch.Tensor) -> torch.Tensor:
-        return (X - self.mean.to(X.dtype)) / self.std.to(X.dtype)
+        return ((X.to(torch.float64) - self.mean) / self.std).to(X.dtype)
 
     def inverse(self, Z: torch.Tensor) -> torch.Tensor:
-        return Z * self.std.to(Z.dtype) + self.mean.to(Z.dtype)
+        return (Z.to(torch.float64) * self.std + self.mean).to(Z.dtype)

@@ -150,15 +150,16 @@ def _finish(m: Moments, w: torch.Tensor, method: str, cond: float) -> LeastSquar
     return LeastSquaresSolution(w.t().contiguous(), b, method, cond)
 
 
-def least_squares(X: torch.Tensor, y: torch.Tensor, chunk_rows: int = DEFAULT_CHUNK_ROWS
-                  ) -> LeastSquaresSolution:
-    """Minimise ``||X w + b - y||^2`` exactly, in float64.
+def least_squares(X: torch.Tensor, y: torch.Tensor, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                  sample_weight: torch.Tensor | None = None) -> LeastSquaresSolution:
+    """Minimise ``||X w + b - y||^2`` (or ``sum_i s_i (x_i w + b - y_i)^2``) exactly, in float64.
 
     Parameters
     ----------
     X : Tensor, shape (n, d)
     y : Tensor, shape (n,) or (n, k)
     chunk_rows : rows per chunk when forming the normal equations (bounds the temporary memory).
+    sample_weight : optional non-negative weights (n,); a weight of 2 counts a row twice.
 
     Returns
     -------
@@ -167,28 +168,62 @@ def least_squares(X: torch.Tensor, y: torch.Tensor, chunk_rows: int = DEFAULT_CH
     if len(X) == 0:
         raise ValueError("least squares needs at least one row")
     y2 = y.reshape(len(X), -1)
+    if sample_weight is not None:
+        return _weighted(X, y2, sample_weight)
     m = accumulate(_chunks(X, y2, chunk_rows))
     sol = solve_moments(m, allow_fallback=True)
     if sol is not None:
         return sol
-    return _qr_solve(X, y2, m)
+    return _qr_solve(X.to(torch.float64) - m.mean_x, y2.to(torch.float64) - m.mean_y, m)
 
 
-def _qr_solve(X: torch.Tensor, y: torch.Tensor, m: Moments) -> LeastSquaresSolution:
-    """Least squares on the centred, column-scaled data by pivoted QR (LAPACK gelsy): minimum norm."""
-    Xc = X.to(torch.float64) - m.mean_x
-    yc = y.to(torch.float64) - m.mean_y
+def _weighted(X: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor) -> LeastSquaresSolution:
+    """Weighted least squares: centre on the weighted means, scale rows by sqrt(weight), solve."""
+    s = sample_weight.to(torch.float64).reshape(-1)
+    total = float(s.sum())
+    if not total > 0:
+        raise ValueError("sample_weight must have a positive sum")
+    X64, y64 = X.to(torch.float64), y.to(torch.float64)
+    mx, my = (s @ X64) / total, (s @ y64) / total
+    root = s.sqrt()[:, None]
+    Xc, yc = (X64 - mx) * root, (y64 - my) * root
+    m = Moments(len(X), mx, my, Xc.t() @ Xc, Xc.t() @ yc)
+    sol = solve_moments(m, allow_fallback=True)
+    return sol if sol is not None else _qr_solve(Xc, yc, m)
+
+
+def solve_triangular_factor(R: torch.Tensor, scale: torch.Tensor, m: Moments) -> LeastSquaresSolution:
+    """Solve from the R factor of ``[(X - mean_x) / scale, y - mean_y]`` (a TSQR of streamed chunks).
+
+    ``R`` is (d + k, d + k) upper triangular; the least-squares problem in its top-left block is the
+    same as on the data itself, so this is as accurate as :func:`_qr_solve` on the rows in memory.
+    """
+    d = m.cxx.shape[0]
+    R11, R12 = R[:d, :d], R[:d, d:]
+    res = torch.linalg.lstsq(R11, R12, rcond=d * torch.finfo(torch.float64).eps, driver="gelsy")
+    rank = int(res.rank) if res.rank is not None and res.rank.numel() else d
+    w, method = res.solution / scale[:, None], "tsqr"
+    if rank < d:
+        warnings.warn(f"X^T X is singular (rank {rank} of {d}); returning the minimum-norm least-squares "
+                      "solution.", SingularDesignWarning, stacklevel=3)
+        w = torch.linalg.lstsq(R11 * scale, R12, driver="gelsd").solution
+        method = "min-norm"
+    return _finish(m, w, method, condition_number(m))
+
+
+def _qr_solve(Xc: torch.Tensor, yc: torch.Tensor, m: Moments) -> LeastSquaresSolution:
+    """Least squares on the centred (float64, owned) data, column-scaled, by pivoted QR (LAPACK gelsy)."""
     scale = Xc.norm(dim=0)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     Xc /= scale
     # Columns now have unit norm, so the rank cut-off is relative to the d columns, not to the n rows
     # (LAPACK's default eps * max(n, d) would discard real directions of a tall, ill-conditioned design).
-    res = torch.linalg.lstsq(Xc, yc, rcond=X.shape[1] * torch.finfo(torch.float64).eps, driver="gelsy")
-    rank = int(res.rank) if res.rank is not None and res.rank.numel() else X.shape[1]
+    res = torch.linalg.lstsq(Xc, yc, rcond=Xc.shape[1] * torch.finfo(torch.float64).eps, driver="gelsy")
+    rank = int(res.rank) if res.rank is not None and res.rank.numel() else Xc.shape[1]
     w = res.solution / scale[:, None]
     method = "qr"
-    if rank < X.shape[1]:
-        warnings.warn(f"X^T X is singular (rank {rank} of {X.shape[1]}); returning the minimum-norm "
+    if rank < Xc.shape[1]:
+        warnings.warn(f"X^T X is singular (rank {rank} of {Xc.shape[1]}); returning the minimum-norm "
                       "least-squares solution.", SingularDesignWarning, stacklevel=3)
         # Minimum norm in the original units, not the scaled ones: SVD on the unscaled centred data.
         w = torch.linalg.lstsq(Xc * scale, yc, driver="gelsd").solution

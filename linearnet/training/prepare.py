@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from ..config import TrainConfig
 from ..data import Batches, Standardizer, load_csv, synthetic_regression, train_val_split
 from ..data import fashion_mnist as fm
+from ..data.tabular import is_number
 from ..errors import ConfigError
 
 EVAL_BATCH = 10_000  # evaluation batch size: results do not depend on it; fewer, larger batches are faster
@@ -85,18 +87,29 @@ def _synthetic(config: TrainConfig, common: dict) -> PreparedData:
 def _csv(config: TrainConfig, common: dict) -> PreparedData:
     if config.target is None:
         raise ConfigError(f"--target is required with a CSV file ({config.data}); name the column to predict.")
+    if Path(config.data).is_dir():
+        raise ConfigError(f"{config.data} is a folder; only the closed form streams a folder of files "
+                          "(--impl closed-form), SGD needs one table file.")
     task = "regression" if config.model == "linreg" else "classification"
     table = load_csv(config.data, config.target, config.features, task=task)
+    if task == "classification":
+        _check_classes(config, table.classes)
     tr, va = train_val_split(len(table.X), config.resolved_val_fraction, config.seed)
+    _check_split(config, table, tr, task)
     X_tr, y_tr = table.X[tr], table.y[tr]
     x_scaler = Standardizer.fit(X_tr) if config.standardize else None
     y_scaler = Standardizer.fit(y_tr) if config.standardize and task == "regression" else None
+    # The closed form stays float64 end to end; SGD trains in float32 on the (standardized) values.
+    dtype = torch.float64 if config.impl == "closed-form" else torch.float32
+    if dtype == torch.float32 and not config.standardize:
+        _check_float32_range(config, table)
 
     def tx(X):
-        return x_scaler.transform(X) if x_scaler else X
+        return (x_scaler.transform(X) if x_scaler else X).to(dtype)
 
     def ty(y):
-        return y_scaler.transform(y) if y_scaler else y
+        y = y_scaler.transform(y) if y_scaler else y
+        return y.to(dtype) if task == "regression" else y
 
     X_train, y_train = tx(X_tr), ty(y_tr)
     train = Batches(X_train, y_train, config.batch_size, shuffle=True, seed=config.seed + 1, **common)
@@ -106,13 +119,50 @@ def _csv(config: TrainConfig, common: dict) -> PreparedData:
     else:
         evals["train_eval"] = Batches(X_train, y_train, EVAL_BATCH, **common)
     k = 1 if task == "regression" else len(table.classes)
-    if task == "classification" and k < 2:
-        raise ConfigError(f"{config.data}: the target {config.target!r} has a single class; classification "
-                          "needs at least two.")
     return PreparedData(task, train, evals, table.X.shape[1], k, X_train, y_train,
                         feature_names=table.feature_names, classes=table.classes, x_scaler=x_scaler,
                         y_scaler=y_scaler, source=str(config.data),
                         info={"rows": len(table.X), "train_rows": len(tr), "val_rows": len(va)})
+
+
+MANY_CLASSES = 20  # more distinct non-integer numeric labels than this look like a continuous target
+
+
+def _check_classes(config: TrainConfig, classes: list[str]) -> None:
+    if len(classes) < 2:
+        raise ConfigError(f"{config.data}: the target {config.target!r} has a single class; classification "
+                          "needs at least two.")
+    numeric = all(is_number(c) for c in classes)
+    fractional = numeric and any(not float(c).is_integer() for c in classes)
+    if fractional and len(classes) > MANY_CLASSES and not config.allow_many_classes:
+        raise ConfigError(f"{config.data}: the target {config.target!r} holds {len(classes)} distinct fractional "
+                          "numbers, which looks continuous; use 'train linreg', or pass --allow-many-classes to "
+                          "treat each value as a class.")
+
+
+def _check_split(config: TrainConfig, table, tr: torch.Tensor, task: str) -> None:
+    """Checks that only make sense after the split: enough training rows (and classes) to fit on."""
+    d = table.X.shape[1]
+    if task == "regression" and len(tr) <= d:
+        raise ConfigError(f"{config.data}: {len(tr)} training rows after the validation split for {d} features; "
+                          "a linear model needs more rows than features: lower --val-fraction or add rows.")
+    if task == "classification" and len(torch.unique(table.y[tr])) < 2:
+        raise ConfigError(f"{config.data}: the training rows after the validation split hold a single class; "
+                          "lower --val-fraction or add rows.")
+
+
+def _check_float32_range(config: TrainConfig, table) -> None:
+    """Unstandardized SGD trains in float32: refuse a value that float32 cannot hold, naming it."""
+    limit = torch.finfo(torch.float32).max
+    for name, M, names in (("feature", table.X, table.feature_names), ("target", table.y, [config.target])):
+        if M is None or not M.is_floating_point():
+            continue
+        bad = M.abs() > limit
+        if bool(bad.any()):
+            i, j = (int(v) for v in bad.nonzero()[0])
+            raise ConfigError(f"{config.data}: data row {i + 1}, {name} {names[j]!r} is {float(M[i, j]):.3g}, "
+                              "beyond float32's range; standardize the data (drop --no-standardize) or rescale "
+                              "that column.")
 
 
 def _fashion_mnist(config: TrainConfig, common: dict, data_env: str | None, log) -> PreparedData:

@@ -167,7 +167,9 @@ def final_line(metrics: dict, data: PreparedData) -> str:
         return (f"w error: {[round(v, 6) for v in metrics['w_error']]}, b error: {metrics['b_error']:.6f} "
                 f"(train {metrics['train_seconds']:.3f} s)")
     if data.task == "regression":
-        rmse, r2 = metrics.get("val_rmse", float("nan")), metrics.get("val_r2", float("nan"))
+        if "val_rmse" not in metrics:
+            return f"no validation split (val_fraction 0) (train {metrics['train_seconds']:.3f} s)"
+        rmse, r2 = metrics["val_rmse"], metrics["val_r2"]
         return f"validation RMSE {rmse:.6g}, R^2 {r2:.4f} (train {metrics['train_seconds']:.3f} s)"
     parts = [f"{k} {metrics[k]:.4f}" for k in ("train_loss", "train_acc", "val_acc", "test_acc") if k in metrics]
     return ", ".join(parts) + f" (train {metrics['train_seconds']:.2f} s, load {metrics['load_seconds']:.2f} s)"
@@ -187,10 +189,10 @@ def _closed_form(config: TrainConfig, data: PreparedData, run_dir: Path | None, 
     else:
         sol = least_squares(data.X_train, data.y_train)
     seconds = time.perf_counter() - start
-    weight, bias = sol.weight.to(torch.float32), sol.bias.to(torch.float32)
+    weight, bias = sol.weight, sol.bias  # float64 end to end: stored and applied so
     from ..models.scratch import squared_loss
 
-    module = build_net("linreg", "scratch", data.num_inputs, 1, seed=config.seed)
+    module = build_net("linreg", "scratch", data.num_inputs, 1, seed=config.seed).to(data.X_train.dtype)
     module.load(weight, bias)
     with torch.no_grad():
         loss = float(squared_loss(module(data.X_train), data.y_train).mean())
@@ -212,10 +214,11 @@ def _model_file(config: TrainConfig, data: PreparedData, weight: torch.Tensor, b
             "target": config.target, "loss": config.loss}
     extras = {}
     if data.x_scaler is not None:
-        extras.update(x_mean=data.x_scaler.mean.float(), x_std=data.x_scaler.std.float())
+        extras.update(x_mean=data.x_scaler.mean.double(), x_std=data.x_scaler.std.double())
     if data.y_scaler is not None:
-        extras.update(y_mean=data.y_scaler.mean.float(), y_std=data.y_scaler.std.float())
-    return ModelFile(config.model, weight.cpu().float(), bias.cpu().float(), meta, extras)
+        extras.update(y_mean=data.y_scaler.mean.double(), y_std=data.y_scaler.std.double())
+    dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32  # closed form keeps float64
+    return ModelFile(config.model, weight.cpu().to(dtype), bias.cpu().to(dtype), meta, extras)
 
 
 def _metrics(config: TrainConfig, data: PreparedData, history: list[dict], module, weight, bias) -> dict:
