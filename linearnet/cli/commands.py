@@ -71,17 +71,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace, env: dict[str, str]) -> int:
-    from ..training.run import default_run_dir, read_run_config, train_run
+    from ..training.run import default_run_dir, find_resumable, read_run_config, staging_dir, target_dir, train_run
 
     world = int(env.get("WORLD_SIZE", "1"))
     restarted = int(env.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
-    if restarted and args.out and (Path(args.out) / "config.json").exists():
-        args.resume = args.out  # torchrun restarted the workers: continue from the last checkpoint
+    if restarted and args.out and (staging_dir(target_dir(Path(args.out))) / "config.json").exists():
+        args.resume = args.out  # torchrun restarted the workers: continue the run being built
     if world > 1 and not (args.out or args.resume):
         raise ConfigError("under torchrun pass --out DIR, so that every rank names the same run folder.")
     if args.resume:
-        run_dir = Path(args.resume)
-        config = read_run_config(run_dir)
+        run_dir = target_dir(Path(args.resume))  # R or R.partial: the interrupted R.partial is continued
+        config = read_run_config(find_resumable(run_dir))
         if config.model != args.model:
             raise ConfigError(f"{run_dir} holds a {config.model} run, not {args.model}.")
         if args.epochs is not None:

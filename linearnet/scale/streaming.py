@@ -21,7 +21,7 @@ from ..errors import DataError
 from ..io import write_json
 from ..models.closed_form import accumulate, solve_moments
 from ..persist import ModelFile, save_model
-from ..training.run import create_run_dir
+from ..training.run import RunFolder, check_new_run_dir
 
 
 def _columns(header: list[str], path: Path, target: str | None, features) -> list[str]:
@@ -131,6 +131,7 @@ def solve_file(path: str | Path, target: str | None, features=None, chunk_rows: 
 
 def train_streaming(config: TrainConfig, run_dir: Path, overwrite: bool = False, log=print) -> dict:
     """``linearnet train linreg --impl closed-form --chunk-rows N``: solve and write a run folder."""
+    check_new_run_dir(run_dir, overwrite)  # before a long pass, not after it
     start = time.perf_counter()
     sol, names, rows = solve_file(config.data, config.target, config.features, config.chunk_rows,
                                   config.progress)
@@ -139,12 +140,17 @@ def train_streaming(config: TrainConfig, run_dir: Path, overwrite: bool = False,
 
     if rank_world()[0] != 0:
         return {}
-    create_run_dir(run_dir, overwrite)
-    write_json(run_dir / "config.json", config.to_dict())
+    folder = RunFolder(run_dir)  # built in <run_dir>.partial (config.json first), then put in place
+    staging = folder.open(config, None)
     metrics = {"rows": rows, "method": sol.method, "condition_number": sol.condition, "train_seconds": seconds}
-    write_json(run_dir / "metrics.json", metrics)
-    save_model(run_dir / "model.safetensors", ModelFile("linreg", sol.weight.float(), sol.bias.float(),
-                                                         {"impl": "closed-form", "feature_names": names,
-                                                          "target": config.target}))
+    try:
+        write_json(staging / "metrics.json", metrics)
+        save_model(staging / "model.safetensors", ModelFile("linreg", sol.weight.float(), sol.bias.float(),
+                                                            {"impl": "closed-form", "feature_names": names,
+                                                             "target": config.target}))
+        folder.publish()
+    except Exception:
+        folder.discard()
+        raise
     log(f"closed form over {rows} rows in chunks ({sol.method}), {seconds:.2f} s; run folder: {run_dir}")
     return metrics
