@@ -153,3 +153,22 @@ def test_resuming_a_finished_run_for_more_epochs_fails_safely(cli, tmp_path, mon
     assert cli(*args, "--epochs", "4", "--out", tmp_path / "long")[0] == 0
     assert torch.equal(load_model(run).weight, load_model(tmp_path / "long").weight)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long", "r"]
+
+
+def test_a_failed_final_move_puts_the_previous_run_back(cli, tmp_path, good_run, monkeypatch):
+    import errno
+    import os
+
+    run, before = good_run
+    real = os.replace
+
+    def replace(src, dst):
+        if str(src).endswith(".partial") and str(dst) == str(run):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    code, _, err = cli("train", "linreg", *FAST, "--seed", "3", "--out", run, "--overwrite")
+    assert code == 2 and "Input/output error" in err and "Traceback" not in err
+    assert _snapshot(run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good"]

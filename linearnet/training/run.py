@@ -112,13 +112,12 @@ class RunFolder:
                 stale.unlink(missing_ok=True)
             write_json(self.staging / "config.json", config.to_dict())  # --epochs may have changed
             return self.staging
-        if self.staging.exists():
-            shutil.rmtree(self.staging)
         building = self.staging.with_name(self.staging.name + ".copy")
-        if building.exists():
-            shutil.rmtree(building)
         self.new_parents = [p for p in building.parents if not p.exists()]
         try:
+            for old in (self.staging, building):  # an interrupted run the user chose to --overwrite
+                if old.exists():
+                    shutil.rmtree(old)
             building.mkdir(parents=True)
             self.created = True
             write_json(building / "config.json", config.to_dict())
@@ -140,7 +139,12 @@ class RunFolder:
                 shutil.rmtree(aside)
             if self.target.exists():
                 os.replace(self.target, aside)
-            os.replace(self.staging, self.target)
+            try:
+                os.replace(self.staging, self.target)
+            except OSError:
+                if aside.exists():  # put the previous run back
+                    os.replace(aside, self.target)
+                raise
         except OSError as exc:
             raise OutputError(f"could not move {self.staging} to {self.target}: {exc.strerror or exc}.") from None
         _fsync_dir(self.target.parent)
