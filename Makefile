@@ -18,6 +18,7 @@ data: $(STAMP)
 
 run: $(STAMP) data
 	$(PY) -m linearnet chapter
+	@echo "next: '. .venv/bin/activate' puts linearnet on PATH; then 'linearnet show runs/chapter/linreg-scratch' (README: What next)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check linearnet tests benchmarks fuzz

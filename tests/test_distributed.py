@@ -119,7 +119,7 @@ def test_killed_rank_is_restarted_and_resumes_to_the_same_parameters(two_process
     proc = subprocess.Popen([*TORCHRUN, "--max-restarts=1", *LINREG, "--out", str(run)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env())
     deadline = time.time() + 120
-    while not (run / "checkpoint.safetensors").exists() and time.time() < deadline:
+    while not (tmp_path / "run.partial" / "checkpoint.safetensors").exists() and time.time() < deadline:
         time.sleep(0.05)
     workers = _children(proc.pid)
     assert len(workers) == 2, workers

@@ -47,7 +47,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path_factory
         time.sleep(rng.uniform(1.0, 3.5))  # import takes ~1.5 s, training ~1 s: kills land everywhere
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if (run / "config.json").exists():
+        if (run.with_name("run.partial") / "config.json").exists() or (run / "config.json").exists():
             assert main(["train", "linreg", "--resume", str(run), "--no-progress"]) == 0
         else:  # killed before the run folder existed: nothing to resume, start again
             assert main([*TRAIN, "--out", str(run), "--overwrite"]) == 0
@@ -55,6 +55,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path_factory
         got = load_model(run)
         assert torch.equal(got.weight, ref.weight) and torch.equal(got.bias, ref.bias), f"trial {trial}"
         assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+        assert sorted(p.name for p in run.parent.iterdir()) == ["run"]  # no staging folder left
         outcomes.append(proc.returncode)
     assert outcomes.count(-signal.SIGKILL) >= KILL_TRIALS // 2  # most trials really were killed mid-run
 
@@ -81,8 +82,9 @@ def test_sigint_keeps_checkpoint_and_exits_130(tmp_path):
             "--checkpoint-every", "1", "--no-progress", "--out", str(run)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_sigint)
+    partial = tmp_path / "run.partial"  # the run is built there and moved to run only when finished
     deadline = time.time() + 60
-    while not (run / "checkpoint.safetensors").exists() and time.time() < deadline:
+    while not (partial / "checkpoint.safetensors").exists() and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -90,7 +92,7 @@ def test_sigint_keeps_checkpoint_and_exits_130(tmp_path):
     assert f"--resume {run}" in err and "Traceback" not in err
     from linearnet.training.checkpoint import load_checkpoint
 
-    assert load_checkpoint(run)["epoch"] >= 1
+    assert load_checkpoint(partial)["epoch"] >= 1 and not run.exists()
 
 
 def test_full_disk_leaves_no_half_written_file(cli, tmp_path, monkeypatch):
@@ -102,7 +104,7 @@ def test_full_disk_leaves_no_half_written_file(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(lio.os, "replace", no_space)
     code, _, err = cli("train", "linreg", "--out", tmp_path / "r", "--no-progress")
     assert code == 2 and "No space left" in err and "Traceback" not in err
-    assert [p.name for p in (tmp_path / "r").iterdir()] == []
+    assert list(tmp_path.iterdir()) == []  # neither the run nor its staging folder is left
 
 
 def test_pickle_files_are_refused_never_loaded(tmp_path):

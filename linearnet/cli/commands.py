@@ -71,17 +71,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace, env: dict[str, str]) -> int:
-    from ..training.run import default_run_dir, read_run_config, train_run
+    from ..training.run import default_run_dir, find_resumable, read_run_config, staging_dir, target_dir, train_run
 
     world = int(env.get("WORLD_SIZE", "1"))
     restarted = int(env.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
-    if restarted and args.out and (Path(args.out) / "config.json").exists():
-        args.resume = args.out  # torchrun restarted the workers: continue from the last checkpoint
+    if restarted and args.out and (staging_dir(target_dir(Path(args.out))) / "config.json").exists():
+        args.resume = args.out  # torchrun restarted the workers: continue the run being built
     if world > 1 and not (args.out or args.resume):
         raise ConfigError("under torchrun pass --out DIR, so that every rank names the same run folder.")
     if args.resume:
-        run_dir = Path(args.resume)
-        config = read_run_config(run_dir)
+        run_dir = target_dir(Path(args.resume))  # R or R.partial: the interrupted R.partial is continued
+        config = read_run_config(find_resumable(run_dir))
         if config.model != args.model:
             raise ConfigError(f"{run_dir} holds a {config.model} run, not {args.model}.")
         if args.epochs is not None:
@@ -114,9 +114,11 @@ def cmd_predict(args: argparse.Namespace, env: dict[str, str]) -> int:
         X, y = ds.test_images[:args.n], ds.test_labels[:args.n]
         pred = model.predict(X)
         names = model.classes
-        out = Path(args.out or "predictions.png")
+        run = Path(args.run_dir)
+        out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / f"predictions-{args.n}.png"
         plots.save_figure(plots.predictions_figure(X, [names[int(i)] for i in y], [names[int(i)] for i in pred]),
                           out)
+        print(f"{'true':>12} -> predicted")
         for t, p in zip(y, pred):
             print(f"{names[int(t)]:>12} -> {names[int(p)]}")
         print(f"picture: {out}")
@@ -145,19 +147,24 @@ def cmd_evaluate(args: argparse.Namespace, env: dict[str, str]) -> int:
 
     run_dir = Path(args.run_dir)
     model = TrainedModel.load(run_dir)
-    if args.data:
-        config = read_run_config(run_dir) if (run_dir / "config.json").exists() else None
+    config = read_run_config(run_dir) if (run_dir / "config.json").exists() else None
+    if args.data or (config is not None and config.is_csv):
         target = config.target if config else None
         if target is None:
             raise ConfigError("cannot tell the target column of this model; evaluate a CSV-trained run.")
         task = "regression" if model.kind == "linreg" else "classification"
-        table = load_csv(args.data, target, model.feature_names, task=task, classes=model.classes)
-        pred = model.predict(table.X)
+        table = load_csv(args.data or config.data, target, model.feature_names, task=task, classes=model.classes)
+        X, y, rows = table.X, table.y, "all"
+        if not args.data:  # the run's own validation rows: the same seeded split as training
+            X, y = _validation_rows(config, X, y)
+            rows = "validation"
+        pred = model.predict(X)
         if task == "regression":
-            result = {"rmse": M.rmse(pred, table.y.reshape(-1)), "r2": M.r2_score(pred, table.y.reshape(-1)),
+            result = {"rmse": M.rmse(pred, y.reshape(-1)), "r2": M.r2_score(pred, y.reshape(-1)),
                       "rows": len(pred)}
         else:
-            result = {"accuracy": float((pred == table.y).double().mean()), "rows": len(pred)}
+            result = {"accuracy": float((pred == y).double().mean()), "rows": len(pred)}
+        result["data"], result["split"] = str(args.data or config.data), rows
     elif model.image is not None:
         ds = fm.load_fashion_mnist(root=args.data_dir, env_dir=fm.env_data_dir(env))
         pred = model.predict(ds.test_images)
@@ -167,6 +174,26 @@ def cmd_evaluate(args: argparse.Namespace, env: dict[str, str]) -> int:
     else:
         raise ConfigError("pass --data PATH.csv with labelled rows to evaluate this model.")
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _validation_rows(config: TrainConfig, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows a CSV run held out for validation (its seeded split of the same file)."""
+    from ..data import train_val_split
+
+    if config.chunk_rows or Path(config.data).suffix != ".csv":
+        raise ConfigError(f"this run was streamed from {config.data} without a validation split; pass --data "
+                          "with labelled rows.")
+    _, va = train_val_split(len(X), config.resolved_val_fraction, config.seed)
+    if not len(va):
+        raise ConfigError("this run kept no validation rows (--val-fraction 0); pass --data with labelled rows.")
+    return X[va], y[va]
+
+
+def cmd_show(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from ..evaluation.summary import describe_run
+
+    print(describe_run(Path(args.run_dir)))
     return 0
 
 

@@ -59,12 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--data", help="CSV with the model's feature columns (CSV models)")
     p.add_argument("--n", type=_positive_int, default=6, help="Fashion-MNIST: number of test images to show")
-    p.add_argument("--out", help="output CSV (CSV models) or PNG (image models)")
+    p.add_argument("--out", help="output CSV (CSV models; default: print) or PNG (image models; default: "
+                                 "RUN_DIR/predictions-N.png)")
     p.add_argument("--data-dir")
     p = sub.add_parser("evaluate", help="evaluate a trained run on its test data or a CSV")
     p.add_argument("run_dir")
-    p.add_argument("--data", help="labelled CSV (default: the run's own evaluation data)")
+    p.add_argument("--data", help="labelled CSV (default: the run's own evaluation data: Fashion-MNIST's test "
+                                  "set, or the validation rows of the run's CSV)")
     p.add_argument("--data-dir")
+    p = sub.add_parser("show", help="a trained run: configuration, final metrics, coefficients")
+    p.add_argument("run_dir")
     p = sub.add_parser("plot", help="the chapter's figures")
     p.add_argument("what", choices=["normal"])
     p.add_argument("--out", default="normal.png")

@@ -119,9 +119,12 @@ def image_grid(images, num_rows: int, num_cols: int, titles: Sequence[str] | Non
 
 
 def predictions_figure(images, true_names: Sequence[str], pred_names: Sequence[str]) -> Figure:
-    """Test images titled with the true label over the predicted one (the chapter's ``predict_ch3``)."""
+    """Test images titled with the true label over the predicted one (the chapter's ``predict_ch3``).
+
+    Each title says which line is which ("true: ...", "pred: ..."), and a wrong prediction is marked.
+    """
     n = len(images)
-    titles = [f"{t}\n{p}" for t, p in zip(true_names, pred_names)]
+    titles = [f"true: {t}\npred: {p}" + ("" if t == p else " (wrong)") for t, p in zip(true_names, pred_names)]
     cols = min(n, 9)
     return image_grid(images, math.ceil(n / cols), cols, titles)
 

@@ -28,7 +28,7 @@ from ..errors import DataError
 from ..io import write_json
 from ..models.closed_form import LeastSquaresSolution, Moments, accumulate, solve_moments, solve_triangular_factor
 from ..persist import ModelFile, save_model
-from ..training.run import create_run_dir
+from ..training.run import RunFolder, check_new_run_dir
 
 
 def _files(path: Path) -> list[Path]:
@@ -196,6 +196,7 @@ def validation_metrics(path: str | Path, target: str | None, features, chunk_row
 
 def train_streaming(config: TrainConfig, run_dir: Path, overwrite: bool = False, log=print) -> dict:
     """``linearnet train linreg --impl closed-form --chunk-rows N``: solve and write a run folder."""
+    check_new_run_dir(run_dir, overwrite)  # before a long pass, not after it
     start = time.perf_counter()
     val_fraction = config.resolved_val_fraction
     sol, names, rows, val_moments = _solve(config.data, config.target, config.features, config.chunk_rows,
@@ -209,15 +210,20 @@ def train_streaming(config: TrainConfig, run_dir: Path, overwrite: bool = False,
     if val_moments is not None:
         val = _metrics_from_moments(val_moments, sol) or validation_metrics(
             config.data, config.target, config.features, config.chunk_rows, sol, val_fraction)
-    create_run_dir(run_dir, overwrite)
-    write_json(run_dir / "config.json", config.to_dict())
+    folder = RunFolder(run_dir)  # built in <run_dir>.partial (config.json first), then put in place
+    staging = folder.open(config, None)
     metrics = {"rows": rows, "train_rows": rows, "method": sol.method, "condition_number": sol.condition,
                "train_seconds": seconds, **val}
-    write_json(run_dir / "metrics.json", metrics)
-    # float64 parameters: a bias of -1699997.25 (a timestamp feature) must not be rounded to float32
-    save_model(run_dir / "model.safetensors", ModelFile("linreg", sol.weight.double(), sol.bias.double(),
-                                                         {"impl": "closed-form", "feature_names": names,
-                                                          "target": config.target}))
+    try:
+        write_json(staging / "metrics.json", metrics)
+        # float64 parameters: a bias of -1699997.25 (a timestamp feature) must not be rounded to float32
+        save_model(staging / "model.safetensors", ModelFile("linreg", sol.weight.double(), sol.bias.double(),
+                                                            {"impl": "closed-form", "feature_names": names,
+                                                             "target": config.target}))
+        folder.publish()
+    except BaseException:
+        folder.discard()
+        raise
     if "val_rmse" in val:
         tail = f"validation RMSE {val['val_rmse']:.6g}, R^2 {val['val_r2']:.4f} on {val['val_rows']} rows"
     else:

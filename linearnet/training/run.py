@@ -2,12 +2,15 @@
 
 The run folder holds ``config.json``, ``history.csv``, ``metrics.json``, ``model.safetensors``,
 the figures, and ``checkpoint.safetensors`` for ``--resume``. Only rank 0 of a distributed job
-writes it.
+writes it. Every input is checked before anything is written; a run is built in ``<out>.partial``
+and renamed to ``<out>`` only once its model is written, so a failed command never leaves or
+destroys anything that looks like a finished run, and an interrupted one keeps what ``--resume`` needs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -24,7 +27,7 @@ from ..errors import ConfigError, OutputError
 from ..evaluation import metrics as M
 from ..evaluation import plots
 from ..evaluation.live import LiveFigure
-from ..io import write_csv, write_json
+from ..io import _fsync_dir, write_csv, write_json
 from ..models import build_learner, build_net
 from ..models.closed_form import least_squares
 from ..persist import ModelFile, save_model
@@ -53,58 +56,155 @@ def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
     return root / f"{stamp}-{config.model}-{config.impl}"
 
 
-def create_run_dir(path: Path, overwrite: bool) -> Path:
-    """Make an empty run folder; an existing non-empty one is refused unless ``overwrite``."""
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{path} exists and is not a folder; choose another --out.")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise OutputError(f"{path} already holds a run; pass --overwrite to replace it, --resume {path} to "
-                              "continue it, or choose another --out.")
-        shutil.rmtree(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {path}: {exc.strerror}; choose another --out.") from None
-    return path
+PARTIAL_SUFFIX = ".partial"  # a run being built (or interrupted) lives beside its final place
+
+
+def staging_dir(target: Path) -> Path:
+    """Where the run for ``target`` is built: ``<target>.partial``, a sibling."""
+    return target.with_name(target.name + PARTIAL_SUFFIX)
+
+
+def target_dir(path: Path) -> Path:
+    """The final place of a run named either way (``R`` or ``R.partial``)."""
+    return path.with_name(path.name[:-len(PARTIAL_SUFFIX)]) if path.name.endswith(PARTIAL_SUFFIX) else path
+
+
+def check_new_run_dir(target: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that cannot take a new run, before any work is done or anything written."""
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target} exists and is not a folder; choose another --out.")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise OutputError(f"{target} already holds a run; pass --overwrite to replace it, --resume {target} to "
+                          "continue it, or choose another --out.")
+    staging = staging_dir(target)
+    if staging.is_dir() and any(staging.iterdir()) and not overwrite:
+        raise OutputError(f"{staging} holds an interrupted run; pass --resume {target} to continue it, "
+                          "--overwrite to start again, or choose another --out.")
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create {target}: {parent} is not a writable folder; choose another --out.")
+
+
+def find_resumable(path: Path) -> Path:
+    """The folder a ``--resume`` continues: the interrupted ``R.partial`` if there is one, else ``R``."""
+    target = target_dir(Path(path))
+    for candidate in (staging_dir(target), target):
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise ConfigError(f"{path} is not a run folder (no config.json).")
+
+
+class RunFolder:
+    """The life of one run's folder: built in ``<target>.partial``, published to ``<target>``."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.staging = staging_dir(target)
+        self.created = False  # whether this command made the staging folder (and so may remove it)
+        self.new_parents: list[Path] = []  # folders above it that this command made, deepest first
+
+    def open(self, config: TrainConfig, source: Path | None) -> Path:
+        """Make the staging folder: new (``source`` None), a copy of a finished run, or the interrupted one."""
+        if source == self.staging:
+            for stale in self.staging.glob(".*.tmp"):  # temp files of a killed writer; the real files are intact
+                stale.unlink(missing_ok=True)
+            write_json(self.staging / "config.json", config.to_dict())  # --epochs may have changed
+            return self.staging
+        building = self.staging.with_name(self.staging.name + ".copy")
+        self.new_parents = [p for p in building.parents if not p.exists()]
+        try:
+            for old in (self.staging, building):  # an interrupted run the user chose to --overwrite
+                if old.exists():
+                    shutil.rmtree(old)
+            building.mkdir(parents=True)
+            self.created = True
+            write_json(building / "config.json", config.to_dict())
+            if source is not None:  # continuing a finished run: on a copy, so a failure leaves it intact
+                for name in (CHECKPOINT_NAME, "history.csv"):
+                    if (source / name).is_file():
+                        shutil.copy2(source / name, building / name)
+            os.replace(building, self.staging)  # whole: another rank may be looking for it
+        except OSError as exc:
+            shutil.rmtree(building, ignore_errors=True)
+            raise OutputError(f"cannot create {self.staging}: {exc.strerror or exc}; choose another --out.") from None
+        return self.staging
+
+    def publish(self) -> Path:
+        """Put the built run in place, replacing a previous one only now (aside, in, then delete)."""
+        aside = self.target.with_name(self.target.name + ".replaced")
+        try:
+            if aside.exists():
+                shutil.rmtree(aside)
+            if self.target.exists():
+                os.replace(self.target, aside)
+            try:
+                os.replace(self.staging, self.target)
+            except OSError:
+                if aside.exists():  # put the previous run back
+                    os.replace(aside, self.target)
+                raise
+        except OSError as exc:
+            raise OutputError(f"could not move {self.staging} to {self.target}: {exc.strerror or exc}.") from None
+        _fsync_dir(self.target.parent)
+        shutil.rmtree(aside, ignore_errors=True)
+        return self.target
+
+    def discard(self) -> None:
+        """After a failure: remove the staging folder if this command made it (an interrupted one stays)."""
+        if self.created:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            for parent in self.new_parents:  # e.g. runs/ made for this run alone
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
 
 
 def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume: bool = False,
               overwrite: bool = False, log: Log = print, data_env: str | None = None,
               write_figures: bool = True, live: bool = True) -> RunResult:
-    """Run ``config`` into ``run_dir`` (created, or continued when ``resume``) and return the result."""
+    """Run ``config`` into ``run_dir`` (a new run, or continued when ``resume``) and return the result.
+
+    ``run_dir`` may name the run or its ``.partial`` staging folder; the result names the final folder.
+    """
     rank, world = _rank_world()
     writer = rank == 0
     say = log if writer else (lambda _msg: None)
-    run_dir = default_run_dir(config) if run_dir is None else Path(run_dir)
+    target = default_run_dir(config) if run_dir is None else target_dir(Path(run_dir))
+    source = find_resumable(target) if resume else None
     if writer and not resume:
-        create_run_dir(run_dir, overwrite)
-        write_json(run_dir / "config.json", config.to_dict())
-    if writer and resume:
-        for stale in run_dir.glob(".*.tmp"):  # temp files of a killed writer; the real files are intact
-            stale.unlink(missing_ok=True)
+        check_new_run_dir(target, overwrite)
     data = prepare(config, rank=rank, world_size=world, data_env=data_env, log=say)
     if config.data == "fashion-mnist":
         say(f"Fashion-MNIST from {data.source}, loaded in {data.load_seconds:.2f} s")
-    if config.impl == "closed-form":
-        return _closed_form(config, data, run_dir if writer else None, say, write_figures)
-    return _sgd(config, data, run_dir, writer, resume, say, write_figures, live)
+    folder = RunFolder(target) if writer else None
+    try:
+        if config.impl == "closed-form":
+            return _closed_form(config, data, folder, say, write_figures)
+        return _sgd(config, data, folder, source, say, write_figures, live)
+    except Exception:  # a failure (not an interrupt) leaves nothing that looks like a run
+        if folder is not None:
+            folder.discard()
+        raise
 
 
 # ----- SGD ------------------------------------------------------------------------------------------
-def _sgd(config: TrainConfig, data: PreparedData, run_dir: Path, writer: bool, resume: bool, say: Log,
+def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, source: Path | None, say: Log,
          write_figures: bool, live: bool) -> RunResult:
+    writer = folder is not None
     device = data.train.device
     net = build_net(config.model, config.impl, data.num_inputs, data.num_outputs, seed=config.seed).to(device)
     history: list[dict] = []
-    ckpt = load_checkpoint(run_dir) if resume and (run_dir / CHECKPOINT_NAME).exists() else None
-    if resume and ckpt is None:
-        say(f"{run_dir} has no checkpoint yet; starting it from the beginning")
+    ckpt = load_checkpoint(source) if source is not None and (source / CHECKPOINT_NAME).exists() else None
+    if source is not None and ckpt is None:
+        say(f"{source} has no checkpoint yet; starting it from the beginning")
     if ckpt is not None:
         net.load_state_dict({k: v.to(device) for k, v in ckpt["params"].items()})
         restore_rng_states(ckpt["rng_tensors"], ckpt["rng_meta"], data.batch_generators)
         history = ckpt["history"]
-        say(f"resuming {run_dir} after epoch {ckpt['epoch']} of {config.epochs}")
+        say(f"resuming {source} after epoch {ckpt['epoch']} of {config.epochs}")
     module = net
     if dist.is_available() and dist.is_initialized():
         from torch.nn.parallel import DistributedDataParallel
@@ -116,6 +216,7 @@ def _sgd(config: TrainConfig, data: PreparedData, run_dir: Path, writer: bool, r
         learner.load_optimizer_state(ckpt["optimizer"])
     classify = data.task == "classification"
     every = _checkpoint_every(config, data)
+    run_dir = folder.open(config, source) if writer else None  # inputs and model are ready: now write
     live_fig = LiveFigure(run_dir / "curves.png" if classify else run_dir / "loss.png", announce=say) \
         if (writer and live and write_figures) else None
 
@@ -123,6 +224,7 @@ def _sgd(config: TrainConfig, data: PreparedData, run_dir: Path, writer: bool, r
         say(summary_line(record, data))
         if not writer:
             return
+        write_csv(run_dir / "history.csv", hist)  # as epochs complete, so a run can be watched
         if every and (record["epoch"] % every == 0 or record["epoch"] == config.epochs):
             save_checkpoint(run_dir, module.state_dict(), learner.optimizer_state(), record["epoch"], hist,
                             data.batch_generators)
@@ -137,8 +239,9 @@ def _sgd(config: TrainConfig, data: PreparedData, run_dir: Path, writer: bool, r
     metrics = _metrics(config, data, history, module, weight, bias)
     if writer:
         _write_outputs(run_dir, history, metrics, model, data, module, write_figures)
+        run_dir = folder.publish()
         say(final_line(metrics, data))
-    return RunResult(run_dir if writer else None, history, metrics, model, module, data)
+    return RunResult(run_dir, history, metrics, model, module, data)
 
 
 def _checkpoint_every(config: TrainConfig, data: PreparedData) -> int:
@@ -176,7 +279,7 @@ def final_line(metrics: dict, data: PreparedData) -> str:
 
 
 # ----- closed form ----------------------------------------------------------------------------------
-def _closed_form(config: TrainConfig, data: PreparedData, run_dir: Path | None, say: Log,
+def _closed_form(config: TrainConfig, data: PreparedData, folder: RunFolder | None, say: Log,
                  write_figures: bool) -> RunResult:
     if data.task != "regression":
         raise ConfigError("the closed-form solution is for linear regression only.")
@@ -201,8 +304,10 @@ def _closed_form(config: TrainConfig, data: PreparedData, run_dir: Path | None, 
     metrics = _metrics(config, data, history, module, weight, bias)
     metrics.update({"method": sol.method, "condition_number": sol.condition})
     say(f"closed form ({sol.method}), loss {loss:f}")
-    if run_dir is not None:
-        _write_outputs(run_dir, history, metrics, model, data, module, write_figures)
+    run_dir = None
+    if folder is not None:
+        _write_outputs(folder.open(config, None), history, metrics, model, data, module, write_figures)
+        run_dir = folder.publish()
         say(final_line(metrics, data))
     return RunResult(run_dir, history, metrics, model, module, data)
 

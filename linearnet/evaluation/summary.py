@@ -1,0 +1,102 @@
+"""A finished run in words (``linearnet show RUN``): its configuration, final metrics and model.
+
+Linear models are shown as coefficients by feature name in the data's own units (the stored
+standardization folded back in), so they read like any regression output.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError
+from ..inference import TrainedModel
+
+SKIPPED_CONFIG = ("extra", "progress")  # not part of what was trained
+ONLY_FOR = {"synthetic": ("true_w", "true_b", "num_examples", "noise"),  # fields that mean nothing elsewhere
+            "fashion-mnist": ("data_dir", "allow_download", "resize", "normalize")}
+SKIPPED_METRICS = ("confusion_matrix", "per_class_accuracy", "confusion_split")
+
+
+def raw_coefficients(model: TrainedModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(coef (k, d), intercept (k,))`` with ``output = intercept + coef @ x`` on raw inputs.
+
+    Undoes the feature standardization (and, for regression, the target's) saved with the model.
+    Image models get coefficients on their transformed pixels unchanged.
+    """
+    w, b = model.weight.double(), model.bias.double()
+    if model.x_scaler is not None:
+        mean, std = model.x_scaler.mean.double().reshape(-1), model.x_scaler.std.double().reshape(-1)
+        w = w / std
+        b = b - w @ mean
+    if model.y_scaler is not None:
+        ym, ys = model.y_scaler.mean.double().reshape(-1), model.y_scaler.std.double().reshape(-1)
+        w, b = w * ys[:, None], b * ys + ym
+    return w, b
+
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list) and all(isinstance(x, (int, float)) for x in v):
+        return "[" + ", ".join(_value(float(x)) for x in v) + "]"
+    return str(v)
+
+
+def _wrapped(pairs: list[tuple[str, object]]) -> list[str]:
+    text = ", ".join(f"{k} {_value(v)}" for k, v in pairs)
+    return textwrap.wrap(text, 100, initial_indent="  ", subsequent_indent="  ")
+
+
+def describe_run(run_dir: Path) -> str:
+    """The text ``linearnet show`` prints for a run folder."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.safetensors").is_file():
+        partial = run_dir.with_name(run_dir.name + ".partial")
+        if (partial / "config.json").is_file():
+            model_name = json.loads((partial / "config.json").read_text()).get("model", "MODEL")
+            raise ConfigError(f"{run_dir} has not finished ({partial} holds the interrupted run); continue it "
+                              f"with: linearnet train {model_name} --resume {run_dir}")
+        raise ConfigError(f"{run_dir} is not a finished run folder (no model.safetensors).")
+    model = TrainedModel.load(run_dir)
+    lines = [f"run: {run_dir}"]
+    config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
+    if config_path.is_file():
+        config = json.loads(config_path.read_text())
+        lines.append("configuration (config.json):")
+        unused = [k for data, keys in ONLY_FOR.items() if config.get("data") != data for k in keys]
+        lines += _wrapped([(k, v) for k, v in config.items()
+                           if k not in SKIPPED_CONFIG and k not in unused and v is not None])
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    if metrics:
+        lines.append("final metrics (metrics.json):")
+        lines += _wrapped([(k, v) for k, v in metrics.items() if k not in SKIPPED_METRICS])
+    names = model.feature_names or [f"x{i}" for i in range(model.weight.shape[1])]
+    coef, intercept = raw_coefficients(model)
+    if model.kind == "linreg":
+        lines.append("model: prediction = intercept + sum of coefficient * feature (in the data's units)")
+        width = max(len(n) for n in [*names, "intercept"])
+        lines += [f"  {n:<{width}} {float(c):>14.6g}" for n, c in zip(names, coef[0])]
+        lines.append(f"  {'intercept':<{width}} {float(intercept[0]):>14.6g}")
+    else:
+        classes = model.classes or [str(i) for i in range(model.weight.shape[0])]
+        lines.append(f"model: softmax over {len(classes)} classes from {model.weight.shape[1]} inputs")
+        per_class = metrics.get("per_class_accuracy", {})
+        if per_class:
+            split = metrics.get("confusion_split", "evaluation")
+            lines.append(f"{split} accuracy per class:")
+            lines += _wrapped(list(per_class.items()))
+        if model.image is None and len(names) <= 12:
+            lines.append("coefficients per class (in the data's units), then the intercept:")
+            width = max(len(c) for c in classes)
+            lines.append(f"  {'':<{width}} " + " ".join(f"{n[:10]:>10}" for n in [*names, "intercept"]))
+            for c, row, b in zip(classes, coef, intercept):
+                lines.append(f"  {c:<{width}} " + " ".join(f"{float(v):>10.4g}" for v in [*row, b]))
+        elif model.image is not None:
+            lines.append(f"  the weights of each class, as images: {run_dir / 'weights.png'}")
+    files = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))
+    lines.append("files: " + ", ".join(files))
+    return "\n".join(lines)
