@@ -169,6 +169,11 @@ def test_model_files_with_wrong_shapes_or_newer_versions_are_refused(tmp_path, m
               metadata={"format_version": "1", "kind": "softmax", "meta": '{"classes": ["a"]}'})
     with pytest.raises(ModelFileError, match="1 class labels for 3 outputs"):
         load_model(path)
+    # found by the structured model-file strategy: a number where the class list belongs was a TypeError
+    save_file({"weight": torch.zeros(3, 2), "bias": torch.zeros(3)}, str(path),
+              metadata={"format_version": "1", "kind": "softmax", "meta": '{"classes": 3}'})
+    with pytest.raises(ModelFileError, match="classes must be a list"):
+        load_model(path)
 
 
 def test_cli_refuses_pickle_model(cli, tmp_path):
