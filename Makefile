@@ -27,7 +27,7 @@ test: $(STAMP) data lint
 
 # Break the core on purpose (scripts/mutants.py: one named change at a time) and require a test to notice.
 mutants: $(STAMP) data
-	$(PY) scripts/mutants.py
+	$(PY) scripts/mutants.py $(MUTANTS_ARGS)
 
 bench: $(STAMP) data
 	$(PY) -m benchmarks --quick

@@ -238,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
             copy = Path(tmp) / f"copy{i}"
             _copy_repo(copy)
             copies.append(copy)
+        where = subprocess.run([sys.executable, "-c", "import linearnet; print(linearnet.__file__)"], cwd=copies[0],
+                               env=_env(copies[0]), capture_output=True, text=True).stdout.strip()
+        if not where.startswith(str(copies[0])):  # else the mutations would not be the code under test
+            print(f"the copy's package is not the one imported (got {where!r})", file=sys.stderr)
+            return 2
         if not args.no_baseline:  # a failing test would "kill" every mutation: the unmutated code must pass
             tests = tuple(dict.fromkeys(t for m in mutants for t in m.tests))
             code, tail = _pytest(copies[0], tests, args.timeout * 2)

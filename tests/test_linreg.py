@@ -175,4 +175,6 @@ def test_fit_history_is_plain_records():
                eval_sets={"all": Batches(X, y, 64)})
     assert [sorted(r) for r in hist] == [["all_loss", "epoch", "lr", "seconds", "train_loss"]] * 2
     assert hist[1]["all_loss"] < hist[0]["all_loss"]
-    assert isinstance(concise.squared_loss(), nn.MSELoss)
+    y_hat, y_true = torch.tensor([[1.0], [2.0], [4.0]]), torch.tensor([[0.5], [2.0], [1.0]])
+    mse = float(concise.squared_loss()(y_hat, y_true))  # nn.MSELoss: twice the chapter's halved loss
+    assert mse == pytest.approx((0.25 + 0 + 9) / 3) == 2 * float(scratch.squared_loss(y_hat, y_true).mean())
