@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench data clean
+.PHONY: run test lint bench data clean mutants
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: $(STAMP)
 
 test: $(STAMP) data lint
 	$(PY) -m pytest
+
+# Break the core on purpose (scripts/mutants.py: one named change at a time) and require a test to notice.
+mutants: $(STAMP) data
+	$(PY) scripts/mutants.py $(MUTANTS_ARGS)
 
 bench: $(STAMP) data
 	$(PY) -m benchmarks --quick

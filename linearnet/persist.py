@@ -39,6 +39,11 @@ class ModelFile:
             raise ModelFileError(f"{name}: weight {tuple(self.weight.shape)} and bias {tuple(self.bias.shape)} "
                                  "do not fit together.")
         k, d = self.weight.shape
+        for key in ("feature_names", "classes"):  # JSON from the file: any type may stand there
+            value = self.meta.get(key)
+            if value is not None and not (isinstance(value, list)
+                                          and all(isinstance(v, (str, int, float)) for v in value)):
+                raise ModelFileError(f"{name}: metadata {key} must be a list of names.")
         if self.kind == "linreg" and k != 1:
             raise ModelFileError(f"{name}: a linear regression model has one output, not {k}.")
         names = self.meta.get("feature_names")

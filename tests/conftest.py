@@ -63,3 +63,22 @@ def house_csv(tmp_path):
     lines = ["area,age,price"] + [f"{a:.2f},{b:.1f},{p:.2f}" for a, b, p in zip(area, age, price)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def find_checkpoint(out: Path) -> Path | None:
+    """The checkpoint of the run headed for ``out``: in ``out`` itself or in its staging folder ``out.partial``."""
+    for folder in (Path(out), Path(f"{out}.partial")):
+        if (folder / "checkpoint.safetensors").is_file():
+            return folder / "checkpoint.safetensors"
+    return None
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """The epoch a checkpoint file records (None while it cannot be read, e.g. just being replaced)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as fh:
+            return int(fh.metadata()["epoch"])
+    except Exception:  # a file replaced under us: try again at the next poll
+        return None

@@ -22,3 +22,7 @@ def test_quick_benchmarks_run_and_agree(tmp_path, capsys):
     assert abs(acc["linearnet scratch"] - acc["chapter per-sample pipeline (concise model)"]) < 0.01
     assert all(0.7 < v <= 1 for v in res["sklearn"]["accuracy"].values())
     assert len(res["scaling"]["epoch_seconds"]) == len(res["scaling"]["batch_sizes"])
+    # the README's streaming claim: memory independent of the row count (a 5x larger file, same peak RSS)
+    runs = res["streaming"]["runs"]
+    assert runs[1]["rows"] == 5 * runs[0]["rows"] and res["streaming"]["peak_ratio"] < 1.10
+    assert max(r["peak_rss_mb"] for r in runs) < 500

@@ -92,7 +92,8 @@ def test_image_classification_dataset_listing(figures_in_tmp):
     timer = d2l.Timer()
     train_iter, _ = d2l.load_data_fashion_mnist(256)
     count = sum(len(y) for _, y in train_iter)
-    assert count == 60000 and timer.stop() > 0
+    timer.stop()
+    assert count == 60000 and len(timer.times) == 1
     train_iter, test_iter = d2l.load_data_fashion_mnist(32, resize=64)
     for X, y in train_iter:
         assert (X.shape, X.dtype, y.shape, y.dtype) == ((32, 1, 64, 64), torch.float32, (32,), torch.int64)
@@ -154,15 +155,52 @@ def test_train_ch3_failed_check_is_a_sentence():
         d2l.train_ch3(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"), 1, trainer)
 
 
-def test_timer_and_accumulator():
+def test_timer_and_accumulator(monkeypatch):
+    clock = iter([10.0, 12.5, 20.0, 21.0])
+    monkeypatch.setattr(d2l.time, "perf_counter", lambda: next(clock))
     t = d2l.Timer()
     t.stop()
     t.start()
     t.stop()
-    assert len(t.cumsum()) == 2 and t.sum() >= t.avg() >= 0
+    assert t.times == [2.5, 1.0] and t.sum() == 3.5 and t.avg() == 1.75 and t.cumsum() == [2.5, 3.5]
     acc = d2l.Accumulator(2)
     acc.add(1, torch.tensor(2.0))
     acc.add(3, 4)
     assert acc[0] == 4.0 and acc[1] == 6.0
     acc.reset()
     assert acc[0] == 0.0
+
+
+def test_synthetic_data_has_the_chapters_noise():
+    w, b = torch.tensor([2, -3.4]), 4.2
+    X, y = d2l.synthetic_data(w, b, 20000)
+    residual = y.reshape(-1) - (X @ w + b)
+    assert abs(float(residual.std()) - 0.01) < 0.0005  # noise N(0, 0.01^2): std within 5% at n = 20000
+
+
+def test_train_epoch_ch3_reports_the_mean_loss_and_accuracy():
+    X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 2.0], [2.0, -1.0], [0.5, 0.5]])
+    y = torch.tensor([0, 1, 1, 0, 1])
+    net = nn.Linear(2, 2)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))
+        net.bias.zero_()
+    loss = nn.CrossEntropyLoss(reduction="none")
+    expected = float(loss(net(X), y).mean())
+    correct = int((net(X).argmax(1) == y).sum())  # rows 1-4 right; row 5 ties, argmax picks class 0
+    frozen = torch.optim.SGD(net.parameters(), lr=0.0)
+    got_loss, got_acc = d2l.train_epoch_ch3(net, [(X[:2], y[:2]), (X[2:], y[2:])], loss, frozen)
+    assert got_loss == pytest.approx(expected, rel=1e-6) and got_acc == correct / 5 == 0.8
+
+
+def test_predict_ch3_titles_show_the_predictions_with_resize(figures_in_tmp):
+    _, test_iter = d2l.load_data_fashion_mnist(8, resize=32)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 10))
+    with torch.no_grad():
+        net[1].weight.zero_()
+        net[1].bias.copy_(torch.arange(10.0) == 3)  # always predicts class 3, 'dress'
+    titles = d2l.predict_ch3(net, test_iter, n=6)
+    X, y = next(iter(test_iter))
+    assert X.shape == (8, 1, 32, 32)
+    assert titles == [f"{t}\ndress" for t in d2l.get_fashion_mnist_labels(y[:6])]
+    assert (figures_in_tmp / "images.png").read_bytes()[:4] == b"\x89PNG"

@@ -140,9 +140,14 @@ def solve_moments(m: Moments, allow_fallback: bool = False) -> LeastSquaresSolut
     if not bool(keep.all()):
         warnings.warn("X^T X is singular (some features are linear combinations of others); returning the "
                       "minimum-norm least-squares solution.", SingularDesignWarning, stacklevel=3)
+    singular = not bool(keep.all())
+    if singular:  # minimum norm in the original units, not the scaled ones (as _qr_solve)
+        A, B, scale = m.cxx, m.cxy, torch.ones_like(scale)
+        vals, vecs = torch.linalg.eigh(A)
+        keep = vals > vals[-1] * max(d, 1) * torch.finfo(torch.float64).eps
     inv_vals = torch.where(keep, 1.0 / vals.clamp_min(1e-300), torch.zeros_like(vals))
     w = (vecs @ (inv_vals[:, None] * (vecs.t() @ B))) / scale[:, None]
-    return _finish(m, w, "min-norm" if not bool(keep.all()) else "eigh", cond)
+    return _finish(m, w, "min-norm" if singular else "eigh", cond)
 
 
 def _finish(m: Moments, w: torch.Tensor, method: str, cond: float) -> LeastSquaresSolution:
