@@ -21,11 +21,14 @@ def _frozen(t: torch.Tensor) -> nn.Parameter:
 
 
 # ----- models -------------------------------------------------------------------------------------
+# Both models compute their outputs transposed, ``O^T = W X^T + b`` (q, n), one column per example:
+# MKL forms this product ~3x faster than the (n, q) one, the loss's reductions over the q outputs of
+# each column then run ~10x faster than over rows of 10 (torch vectorises across the n columns), and
+# the gradient ``G^T X`` lands in W's layout. ``forward`` returns the usual (n, q) for everyone else.
 class LinearRegressionAnalytic(nn.Module):
     """Linear regression ``X w + b`` with ``w`` ~ N(0, 0.01), ``b = 0``, the same draws as scratch's.
 
-    ``w`` is stored as a row (1, d), the layout of its gradient ``r^T X``, so that the update
-    needs no transpose; the forward product uses the transposed view, which BLAS reads for free.
+    ``w`` is stored as a row (1, d), the layout of its gradient ``r^T X``: the update needs no transpose.
     """
 
     def __init__(self, num_inputs: int, generator: torch.Generator | None = None) -> None:
@@ -33,8 +36,12 @@ class LinearRegressionAnalytic(nn.Module):
         self.w = _frozen(torch.normal(0.0, 0.01, (1, num_inputs), generator=generator))
         self.b = _frozen(torch.zeros(1))
 
+    def outputs_t(self, X: torch.Tensor) -> torch.Tensor:
+        """``y_hat^T = w X^T + b``, (1, n)."""
+        return torch.addmm(self.b.unsqueeze(1), self.w, X.t())
+
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.b, X, self.w.t())  # y_hat = X w + b, (n, 1)
+        return self.outputs_t(X).t()  # (n, 1): the same memory as (1, n)
 
     def export(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters in the canonical layout shared by every implementation: weight (1, d), bias (1,)."""
@@ -48,12 +55,7 @@ class LinearRegressionAnalytic(nn.Module):
 
 
 class SoftmaxRegressionAnalytic(nn.Module):
-    """Softmax regression returning logits; ``W`` (num_outputs, num_inputs) as in scratch.
-
-    The logits are formed as ``(W @ X.T).T`` (MKL computes the (10, n) product ~3x faster than the
-    (n, 10) one, see :class:`~linearnet.models.scratch.SoftmaxRegressionScratch`); the gradient
-    ``G^T X`` lands in ``W``'s layout directly.
-    """
+    """Softmax regression returning logits; ``W`` (num_outputs, num_inputs) as in scratch."""
 
     def __init__(self, num_inputs: int = 784, num_outputs: int = 10,
                  generator: torch.Generator | None = None) -> None:
@@ -61,8 +63,12 @@ class SoftmaxRegressionAnalytic(nn.Module):
         self.W = _frozen(torch.normal(0.0, 0.01, (num_outputs, num_inputs), generator=generator))
         self.b = _frozen(torch.zeros(num_outputs))
 
+    def outputs_t(self, X: torch.Tensor) -> torch.Tensor:
+        """Logits ``o^T = W X^T + b``, (q, n)."""
+        return torch.addmm(self.b.unsqueeze(1), self.W, X.reshape(-1, self.W.shape[1]).t())
+
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return torch.mm(self.W, X.reshape(-1, self.W.shape[1]).t()).t().contiguous() + self.b  # o = X W^T + b
+        return self.outputs_t(X).t().contiguous()  # (n, q), row-major again: argmax over rows is ~10x faster
 
     def export(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.W.detach().clone(), self.b.detach().clone()
@@ -73,43 +79,43 @@ class SoftmaxRegressionAnalytic(nn.Module):
             self.b.copy_(bias)
 
 
-# ----- losses: per-example values and their derivative with respect to the output -------------------
-def squared_loss(y_hat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``l = (y_hat - y)^2 / 2`` per example and ``dl/dy_hat = y_hat - y`` (the residual)."""
-    r = y_hat - y.reshape(y_hat.shape)
+# ----- losses: per-example values and their derivative, on transposed outputs (q, n) -----------------
+def squared_loss(y_hat_t: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``l = (y_hat - y)^2 / 2`` per example and ``dl/dy_hat = y_hat - y`` (the residual), both (1, n)."""
+    r = y_hat_t - y.reshape(y_hat_t.shape)
     return r * r / 2, r
 
 
-def huber_loss(y_hat: torch.Tensor, y: torch.Tensor, delta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def huber_loss(y_hat_t: torch.Tensor, y: torch.Tensor, delta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Huber loss per example and its derivative: ``dl/dy_hat = r`` for ``|r| <= delta``, else
     ``delta * sign(r)``, i.e. the residual clipped to ``[-delta, delta]``."""
-    r = y_hat - y.reshape(y_hat.shape)
+    r = y_hat_t - y.reshape(y_hat_t.shape)
     a = r.abs()
     return torch.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)), r.clamp(-delta, delta)
 
 
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy per example from logits and ``dl/do = softmax(o) - y`` (section 3.4).
+def cross_entropy(logits_t: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy per example from logits (q, n) and ``dl/do = softmax(o) - y`` (section 3.4), (q, n).
 
     ``y`` holds class indices (n,) or soft labels (n, q); for soft labels whose rows do not sum
     to 1 the exact derivative is ``softmax(o) * sum(y) - y``.
     """
-    log_p = torch.log_softmax(logits, dim=1)  # log softmax via log-sum-exp, stable for any finite logits
-    if y.dim() == logits.dim() and y.is_floating_point():
-        return -(y * log_p).sum(1), log_p.exp() * y.sum(1, keepdim=True) - y
-    rows = y.reshape(-1, 1)
-    loss = -log_p.gather(1, rows).reshape(-1)
+    log_p = torch.log_softmax(logits_t, dim=0)  # log softmax via log-sum-exp, stable for any finite logits
+    if y.dim() == 2 and y.is_floating_point():
+        y_t = y.t()
+        return -(y_t * log_p).sum(0), log_p.exp() * y_t.sum(0, keepdim=True) - y_t
+    cols = y.reshape(1, -1)
+    loss = -log_p.gather(0, cols).reshape(-1)
     G = log_p.exp_()  # softmax(o), computed in place over log_p (no longer needed)
-    G.scatter_add_(1, rows, torch.full_like(rows, -1.0, dtype=G.dtype))  # minus the one-hot y
+    G.scatter_add_(0, cols, torch.full(cols.shape, -1.0, dtype=G.dtype, device=G.device))  # minus one-hot y
     return loss, G
 
 
 # ----- gradients and optimizer -----------------------------------------------------------------------
-def linear_grads(X: torch.Tensor, G: torch.Tensor) -> list[torch.Tensor]:
-    """Chain rule through ``o = X W^T + b``: ``dL/dW = G^T X`` (the chapter's ``X^T (Xw + b - y)`` for
-    linear regression, transposed to W's layout) and ``dL/db = sum_i G_i``, for ``G = dL/do`` (n, q)."""
-    X = X.reshape(len(G), -1)
-    return [torch.mm(G.t(), X), G.sum(0)]
+def linear_grads(X: torch.Tensor, G_t: torch.Tensor) -> list[torch.Tensor]:
+    """Chain rule through ``o = X W^T + b`` for ``G = dL/do``, given as ``G^T`` (q, n): ``dL/dW = G^T X``
+    (the chapter's ``X^T (Xw + b - y)`` for linear regression, in W's layout) and ``dL/db = sum_i G_i``."""
+    return [torch.mm(G_t, X.reshape(G_t.shape[1], -1)), G_t.sum(1)]
 
 
 def sgd(params: list[torch.Tensor], grads: list[torch.Tensor], lr: float, batch_size: int,
@@ -143,9 +149,9 @@ class AnalyticLearner:
     def gradients(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """The batch's summed loss, the outputs, and the summed loss's gradient for each parameter."""
         with torch.no_grad():
-            out = self.module(X)
-            per_example, G = self.loss(out, y)  # l_i and G = dl/do, row i for example i
-            return per_example.sum(), out, linear_grads(X, G)
+            out_t = self.module.outputs_t(X)
+            per_example, G_t = self.loss(out_t, y)  # l_i, and G^T = (dl/do)^T with column i for example i
+            return per_example.sum(), out_t.t().contiguous(), linear_grads(X, G_t)
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step; returns the batch's summed loss and the outputs."""
@@ -160,8 +166,8 @@ class AnalyticLearner:
     def eval_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed loss and outputs without touching the parameters."""
         with torch.no_grad():
-            out = self.module(X)
-            return self.loss(out, y)[0].sum(), out
+            out_t = self.module.outputs_t(X)
+            return self.loss(out_t, y)[0].sum(), out_t.t().contiguous()
 
     def set_lr(self, lr: float) -> None:
         self.lr = lr
