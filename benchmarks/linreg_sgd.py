@@ -31,7 +31,7 @@ def bench_linreg_sgd(rep: Report, quick: bool) -> None:
         return run
 
     cases = {f"linearnet {impl}": epoch(impl) for impl in ("scratch", "concise", "analytic")}
-    times = measure(cases, 1 if quick else 3, warmup=not quick)
+    times = measure(cases, 1 if quick else 3)  # warm up even when quick: torch.optim's first step costs seconds
     gaps = {impl: float((ends[impl] - ends["scratch"]).abs().max()) for impl in ends}
     rows = rep.table("linreg_sgd", f"Linear regression, one SGD epoch on a {n:,} x {d} float32 table, batch {BATCH}, "
                      f"lr {LR}", times, "linearnet scratch",
