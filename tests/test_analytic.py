@@ -177,3 +177,16 @@ def test_softmax_two_ranks_equal_one_process(tmp_path, fmnist):
     assert torch.allclose(ddp.weight, single.model.weight, atol=1e-5)
     assert torch.allclose(ddp.bias, single.model.bias, atol=1e-5)
 
+
+
+def test_chapter_shows_the_third_way_beside_the_other_two(tmp_path):
+    from linearnet.chapter import format_table, run_chapter
+
+    rows = run_chapter(tmp_path, softmax=False, log=lambda s: None)
+    names = [r["experiment"] for r in rows]
+    assert names == ["linreg scratch", "linreg concise", "linreg analytic", "linreg closed-form"]
+    by = {r["experiment"]: r for r in rows}
+    assert by["linreg analytic"]["ours_w_err"] < 0.002  # the chapter's run recovers w as scratch does
+    assert abs(by["linreg analytic"]["ours_loss"] - by["linreg scratch"]["ours_loss"]) < 1e-6
+    assert "linreg analytic" in format_table(rows)
+    assert (tmp_path / "linreg-analytic" / "model.safetensors").is_file()

@@ -14,10 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-
-def _frozen(t: torch.Tensor) -> nn.Parameter:
-    """A parameter autograd never tracks: the analytic step writes it in place itself."""
-    return nn.Parameter(t, requires_grad=False)
+from .scratch import SoftmaxRegressionScratch
 
 
 # ----- models -------------------------------------------------------------------------------------
@@ -33,8 +30,9 @@ class LinearRegressionAnalytic(nn.Module):
 
     def __init__(self, num_inputs: int, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.w = _frozen(torch.normal(0.0, 0.01, (1, num_inputs), generator=generator))
-        self.b = _frozen(torch.zeros(1))
+        self.w = nn.Parameter(torch.normal(0.0, 0.01, (1, num_inputs), generator=generator))
+        self.b = nn.Parameter(torch.zeros(1))
+        self.requires_grad_(False)  # the analytic step writes w and b in place itself
 
     def outputs_t(self, X: torch.Tensor) -> torch.Tensor:
         """``y_hat^T = w X^T + b``, (1, n)."""
@@ -54,29 +52,18 @@ class LinearRegressionAnalytic(nn.Module):
             self.b.copy_(bias)
 
 
-class SoftmaxRegressionAnalytic(nn.Module):
-    """Softmax regression returning logits; ``W`` (num_outputs, num_inputs) as in scratch."""
+class SoftmaxRegressionAnalytic(SoftmaxRegressionScratch):
+    """Scratch's softmax regression (``W`` (num_outputs, num_inputs), the same draws, ``export``/``load``)
+    with its parameters frozen and its logits also available transposed."""
 
     def __init__(self, num_inputs: int = 784, num_outputs: int = 10,
                  generator: torch.Generator | None = None) -> None:
-        super().__init__()
-        self.W = _frozen(torch.normal(0.0, 0.01, (num_outputs, num_inputs), generator=generator))
-        self.b = _frozen(torch.zeros(num_outputs))
+        super().__init__(num_inputs, num_outputs, generator)
+        self.requires_grad_(False)  # the analytic step writes W and b in place itself
 
     def outputs_t(self, X: torch.Tensor) -> torch.Tensor:
-        """Logits ``o^T = W X^T + b``, (q, n)."""
+        """Logits ``o^T = W X^T + b``, (q, n); ``forward`` gives the same (n, q), row-major."""
         return torch.addmm(self.b.unsqueeze(1), self.W, X.reshape(-1, self.W.shape[1]).t())
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return self.outputs_t(X).t().contiguous()  # (n, q), row-major again: argmax over rows is ~10x faster
-
-    def export(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.W.detach().clone(), self.b.detach().clone()
-
-    def load(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        with torch.no_grad():
-            self.W.copy_(weight)
-            self.b.copy_(bias)
 
 
 # ----- losses: per-example values and their derivative, on transposed outputs (q, n) -----------------
