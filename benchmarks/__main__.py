@@ -11,6 +11,7 @@ from __future__ import annotations
 from . import harness
 from .accuracy import bench_accuracy
 from .closed_form import bench_closed_form
+from .linreg_sgd import bench_linreg_sgd
 from .read import bench_read
 from .scaling import bench_scaling
 from .sklearn_fit import bench_sklearn
@@ -19,7 +20,8 @@ from .streaming import bench_streaming
 
 # The order here is the order of the README's tables.
 BENCHMARKS = {"read": bench_read, "softmax": bench_softmax, "accuracy": bench_accuracy, "sklearn": bench_sklearn,
-              "closed_form": bench_closed_form, "streaming": bench_streaming, "scaling": bench_scaling}
+              "linreg_sgd": bench_linreg_sgd, "closed_form": bench_closed_form, "streaming": bench_streaming,
+              "scaling": bench_scaling}
 
 
 def main(argv=None) -> int:

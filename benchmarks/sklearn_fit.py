@@ -22,6 +22,7 @@ def bench_sklearn(rep: Report, quick: bool) -> None:
     Xt, yt = ds.test_images.reshape(10000, -1).numpy() / 255.0, ds.test_labels.numpy()
     models = {"sklearn LogisticRegression()": LogisticRegression,
               "sklearn SGDClassifier(loss='log_loss')": lambda: SGDClassifier(loss="log_loss", random_state=0),
+              # the SGD solver trains with the analytic gradients by default (no autograd, no torch.optim)
               "linearnet SoftmaxRegression (best documented)": lambda: SoftmaxRegression(**BEST_ESTIMATOR)}
     accs: dict[str, float] = {}
 
@@ -35,7 +36,12 @@ def bench_sklearn(rep: Report, quick: bool) -> None:
     with warnings.catch_warnings():
         quiet()
         times = measure({k: case(k, v) for k, v in models.items()}, 1, warmup=False)
-    rep.table("sklearn", f"Fashion-MNIST accuracy and fit time, {n} training images scaled to [0, 1]", times,
-              "sklearn LogisticRegression()", {k: f"test acc {v:.4f}" for k, v in accs.items()},
-              target="accuracy >= LogisticRegression's at <= 1/10 of its time")
+    rows = rep.table("sklearn", f"Fashion-MNIST accuracy and fit time, {n} training images scaled to [0, 1]", times,
+                     "sklearn LogisticRegression()", {k: f"test acc {v:.4f}" for k, v in accs.items()},
+                     target="accuracy >= LogisticRegression's at <= 1/10 of its time")
     rep.data["sklearn"]["accuracy"] = accs
+    ours, base = "linearnet SoftmaxRegression (best documented)", "sklearn LogisticRegression()"
+    line = (f"SoftmaxRegression: {rows[ours]['median'] / rows[base]['median']:.3f} of LogisticRegression's fit time, "
+            f"test acc {accs[ours]:.4f} vs {accs[base]:.4f}")
+    print(line)
+    rep.markdown[-1] += f"\n{line}\n"

@@ -15,7 +15,7 @@ from typing import Any
 from .errors import ConfigError
 
 MODELS = ("linreg", "softmax")
-IMPLS = {"linreg": ("scratch", "concise", "closed-form"), "softmax": ("scratch", "concise")}
+IMPLS = {"linreg": ("scratch", "concise", "analytic", "closed-form"), "softmax": ("scratch", "concise", "analytic")}
 LOSSES = ("squared", "huber")
 SCHEDULES = ("constant", "cosine", "step")
 DEVICES = ("cpu", "cuda", "auto")
@@ -32,7 +32,7 @@ class TrainConfig:
     """Everything one training run needs; see ``linearnet train --help`` for each field."""
 
     model: str = "linreg"                  # "linreg" or "softmax"
-    impl: str = "scratch"                  # "scratch", "concise" or "closed-form" (linreg only)
+    impl: str = "scratch"                  # "scratch", "concise", "analytic" or "closed-form" (linreg only)
     data: str = "synthetic"                # "synthetic", "fashion-mnist", or a path to a CSV/NPY file
     target: str | None = None              # CSV: name of the target column (required for CSV)
     features: tuple[str, ...] | None = None  # CSV: feature columns; None means every other column

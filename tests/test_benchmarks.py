@@ -19,6 +19,10 @@ def test_quick_benchmarks_run_and_agree(tmp_path, capsys):
     assert errors["cond1e+10"]["linearnet"] < 1e-5 < errors["cond1e+10"]["normal-equations"]
     acc = res["softmax"]["accuracy"]
     assert acc["linearnet scratch"] == acc["linearnet concise"]  # identical models and batches
+    assert abs(acc["linearnet analytic"] - acc["linearnet scratch"]) < 0.002  # same steps, other rounding
+    assert "linearnet analytic" in res["softmax"] and res["softmax"]["linearnet analytic"]["x_floor"] > 0
+    gaps = res["linreg_sgd"]["parameter_gap"]  # one epoch of each implementation ends at scratch's parameters
+    assert set(gaps) == {"scratch", "concise", "analytic"} and max(gaps.values()) < 1e-5
     assert abs(acc["linearnet scratch"] - acc["chapter per-sample pipeline (concise model)"]) < 0.01
     assert all(0.7 < v <= 1 for v in res["sklearn"]["accuracy"].values())
     assert len(res["scaling"]["epoch_seconds"]) == len(res["scaling"]["batch_sizes"])

@@ -19,7 +19,8 @@ def _positive_int(text: str) -> int:
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train linear or softmax regression and write a run folder")
     p.add_argument("model", choices=["linreg", "softmax"])
-    p.add_argument("--impl", default=None, help="scratch | concise | closed-form (linreg); default scratch")
+    p.add_argument("--impl", default=None, help="scratch | concise | analytic (hand-derived gradients, fastest) | "
+                   "closed-form (linreg); default scratch")
     p.add_argument("--data", default=None,
                    help="synthetic (linreg default) | fashion-mnist (softmax default) | PATH.csv | PATH.npy | DIR")
     p.add_argument("--target", help="CSV: the column to predict")

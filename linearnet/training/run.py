@@ -206,7 +206,11 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
         history = ckpt["history"]
         say(f"resuming {source} after epoch {ckpt['epoch']} of {config.epochs}")
     module = net
-    if dist.is_available() and dist.is_initialized():
+    if dist.is_available() and dist.is_initialized() and config.impl == "analytic":
+        from ..models.analytic import DistributedAnalytic  # no autograd: it all-reduces the gradients itself
+
+        net = DistributedAnalytic(module)
+    elif dist.is_available() and dist.is_initialized():
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
