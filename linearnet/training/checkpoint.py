@@ -20,6 +20,7 @@ import torch
 
 from ..errors import ModelFileError
 from ..io import atomic_path
+from ..persist import DIGEST_KEY, check_digest, tensors_digest
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
@@ -85,7 +86,7 @@ def save_checkpoint(run_dir: Path, params: dict[str, torch.Tensor], optimizer: d
     tensors.update({f"optim.{k}": v.detach().cpu().contiguous() for k, v in optimizer.items()})
     tensors.update({k: v.contiguous() for k, v in rng_tensors.items()})
     meta = {"epoch": str(epoch), "history": json.dumps(history), "rng": json.dumps(rng_meta),
-            "format_version": "1"}
+            "format_version": "1", DIGEST_KEY: tensors_digest(tensors)}
     path = Path(run_dir) / CHECKPOINT_NAME
     with deferred_sigint(), atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -108,6 +109,7 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
                "rng_meta": json.loads(meta["rng"])}
     except (SafetensorError, KeyError, ValueError, OSError) as exc:
         raise ModelFileError(f"{path}: unreadable checkpoint ({exc}); start the run again.") from None
+    check_digest(tensors, meta, str(path))
     out["params"] = {k[6:]: v for k, v in tensors.items() if k.startswith("param.")}
     out["optimizer"] = {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")}
     out["rng_tensors"] = {k: v for k, v in tensors.items() if k.startswith("rng.")}
