@@ -1,12 +1,18 @@
-"""Argument parsing and dispatch. The only place that reads ``sys.argv`` and the environment."""
+"""Argument parsing and dispatch. The only place that reads ``sys.argv`` and the environment.
+
+It imports nothing heavy: ``--help`` and argument errors answer before torch or matplotlib load
+(the commands import them when they run).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from ..errors import LinearNetError
+from ..config import TrainConfig
+from ..errors import DataError, LinearNetError
 
 
 def _positive_int(text: str) -> int:
@@ -84,22 +90,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The training configuration the arguments describe (chapter defaults for the rest)."""
+    data = args.data
+    if data is not None and data not in ("synthetic", "fashion-mnist") and not Path(data).exists():
+        raise DataError(f"{data}: file not found; check the --data path.")
+    impl = args.impl or "scratch"
+    return TrainConfig.create(
+        args.model, impl=impl, data=data, target=args.target,
+        features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
+        standardize=not args.no_standardize, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        loss=args.loss, huber_delta=args.huber_delta, weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule, val_fraction=args.val_fraction, resize=args.resize,
+        normalize=args.normalize or None, device=args.device, seed=args.seed, num_examples=args.num_examples,
+        noise=args.noise, data_dir=args.data_dir, allow_download=not args.no_download,
+        chunk_rows=args.chunk_rows, checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit code (2 for user errors, 130 for Ctrl-C)."""
     args = build_parser().parse_args(argv)
-    from . import commands
-
     env = dict(os.environ)
     try:
-        distributed = commands.maybe_init_distributed(env)
-        try:
-            code = getattr(commands, f"cmd_{args.command}")(args, env)
-            if distributed:  # every rank leaves together: none tears down while rank 0 still writes
-                commands.wait_for_all_ranks()
-            return code
-        finally:
-            if distributed:
-                commands.shutdown_distributed()
+        if args.command == "train" and not args.resume:
+            config_from_args(args)  # a bad argument is answered before torch loads
+        return _dispatch(args, env)
     except LinearNetError as exc:
         print(f"linearnet: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -108,3 +124,17 @@ def main(argv: list[str] | None = None) -> int:
         hint = f"; resume with: linearnet train {args.model} --resume {run_dir}" if run_dir else ""
         print(f"\nlinearnet: interrupted{hint}", file=sys.stderr)
         return 130
+
+
+def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from . import commands
+
+    distributed = commands.maybe_init_distributed(env)
+    try:
+        code = getattr(commands, f"cmd_{args.command}")(args, env)
+        if distributed:  # every rank leaves together: none tears down while rank 0 still writes
+            commands.wait_for_all_ranks()
+        return code
+    finally:
+        if distributed:
+            commands.shutdown_distributed()
