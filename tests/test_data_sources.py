@@ -9,11 +9,10 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import expected_hashes, tiny_fashion_files, write_gz_dir
 
 from linearnet.data import fashion_mnist as fm
 from linearnet.errors import DataError
-
-from conftest import expected_hashes, tiny_fashion_files, write_gz_dir
 
 NAME = "train-images-idx3-ubyte"
 

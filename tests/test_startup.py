@@ -23,8 +23,8 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
         code = main(sys.argv[1:])
     except SystemExit as exc:
         code = exc.code
-print(json.dumps({"code": code, "err": err.getvalue(), "heavy": sorted(m for m in %r if m in sys.modules)}))
-""" % (HEAVY,)
+print(json.dumps({"code": code, "err": err.getvalue(), "heavy": sorted(m for m in HEAVY if m in sys.modules)}))
+""".replace("HEAVY", repr(HEAVY))
 
 
 def _run(*argv: str) -> dict:
