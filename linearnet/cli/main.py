@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
 from ..config import TrainConfig
 from ..errors import DataError, LinearNetError
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``kill``, torchrun's agent) stops a run as Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
 
 
 def _positive_int(text: str) -> int:
@@ -109,21 +118,35 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: returns the process exit code (2 for user errors, 130 for Ctrl-C)."""
+    """Entry point: returns the process exit code (2 for user errors, 130 for Ctrl-C, 143 for SIGTERM)."""
     args = build_parser().parse_args(argv)
     env = dict(os.environ)
     try:
         if args.command == "train" and not args.resume:
             config_from_args(args)  # a bad argument is answered before torch loads
-        return _dispatch(args, env)
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
+        try:
+            return _dispatch(args, env)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     except LinearNetError as exc:
         print(f"linearnet: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
         run_dir = getattr(args, "_run_dir", None)
+        if env.get("RANK", "0") != "0":  # under torchrun rank 0 speaks for the job
+            return 143 if terminated else 130
         hint = f"; resume with: linearnet train {args.model} --resume {run_dir}" if run_dir else ""
-        print(f"\nlinearnet: interrupted{hint}", file=sys.stderr)
-        return 130
+        print(f"\nlinearnet: {'stopped by SIGTERM' if terminated else 'interrupted'}{hint}", file=sys.stderr)
+        return 143 if terminated else 130
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:

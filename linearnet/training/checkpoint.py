@@ -2,7 +2,7 @@
 
 One safetensors file (``checkpoint.safetensors``) in the run folder, written atomically; the RNG
 states are stored as uint8 tensors and the rest as JSON metadata, so loading never unpickles.
-A SIGINT that arrives while the file is written is held back until the write is finished.
+A SIGINT or SIGTERM that arrives while the file is written is held back until the write is finished.
 """
 
 from __future__ import annotations
@@ -27,18 +27,24 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 
 @contextlib.contextmanager
 def deferred_sigint():
-    """Hold SIGINT during a critical section; re-raise KeyboardInterrupt afterwards if one came."""
+    """Hold SIGINT and SIGTERM during a critical section; deliver the first one that came afterwards.
+
+    The signal is raised again once the previous handlers are back, so it does what it would have
+    done (KeyboardInterrupt for Ctrl-C, the CLI's stop for SIGTERM, the default action otherwise).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum)) for sig in held}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if received:
-        raise KeyboardInterrupt
+        signal.raise_signal(received[0])
 
 
 def rng_states(batch_generators: dict[str, torch.Generator]) -> tuple[dict[str, torch.Tensor], dict]:
