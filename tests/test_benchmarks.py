@@ -22,3 +22,6 @@ def test_quick_benchmarks_run_and_agree(tmp_path, capsys):
     assert abs(acc["linearnet scratch"] - acc["chapter per-sample pipeline (concise model)"]) < 0.01
     assert all(0.7 < v <= 1 for v in res["sklearn"]["accuracy"].values())
     assert len(res["scaling"]["epoch_seconds"]) == len(res["scaling"]["batch_sizes"])
+    assert "time / bare concise recipe (targets: scratch <= 1.0x, concise <= 1.1x)" in text
+    assert set(res["softmax"]["x_bare_concise_recipe"]) == {"linearnet scratch", "linearnet concise"}
+    assert "overhead beyond start-up + load + training" in text and res["cli_end_to_end"]["epochs"] == 2
