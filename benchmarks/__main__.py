@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from . import harness
 from .accuracy import bench_accuracy
+from .cli_end_to_end import bench_cli_end_to_end
 from .closed_form import bench_closed_form
 from .linreg_sgd import bench_linreg_sgd
 from .read import bench_read
@@ -21,7 +22,7 @@ from .streaming import bench_streaming
 # The order here is the order of the README's tables.
 BENCHMARKS = {"read": bench_read, "softmax": bench_softmax, "accuracy": bench_accuracy, "sklearn": bench_sklearn,
               "linreg_sgd": bench_linreg_sgd, "closed_form": bench_closed_form, "streaming": bench_streaming,
-              "scaling": bench_scaling}
+              "scaling": bench_scaling, "cli_end_to_end": bench_cli_end_to_end}
 
 
 def main(argv=None) -> int:

@@ -28,7 +28,11 @@ def _fmt(v, spec: str = ".6f") -> str:
 
 def run_chapter(out: Path, softmax: bool = True, data_dir: str | None = None, data_env: str | None = None,
                 log=print) -> list[dict]:
-    """Run the chapter's experiments into ``out`` and print the comparison table; return its rows."""
+    """Run the chapter's experiments into ``out`` and print the comparison table; return its rows.
+
+    Also writes ``out/index.html``, one self-contained page with the table, every figure and the timings.
+    """
+    chapter_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     plots.save_figure(plots.normal_figure(), out / "normal.png")
@@ -54,8 +58,17 @@ def run_chapter(out: Path, softmax: bool = True, data_dir: str | None = None, da
             rows.append({"experiment": f"softmax {impl}", "ours_train_loss": m["train_loss"],
                          "ours_train_acc": m["train_acc"], "ours_test_acc": m["test_acc"],
                          "train_seconds": m["train_seconds"], "seconds": time.perf_counter() - start})
-    log("\n" + format_table(rows))
+    table = format_table(rows)
+    log("\n" + table)
     log(f"figures and runs: {out}")
+    from .chapter_page import write_page
+
+    command = f"linearnet chapter --out {out}" + ("" if softmax else " --skip-softmax") + \
+        (f" --data-dir {data_dir}" if data_dir else "")
+    timings = {"whole chapter": time.perf_counter() - chapter_start,
+               "vectorization demo: python loop": vec["loop_seconds"],
+               "vectorization demo: vectorized": vec["vectorized_seconds"]}
+    log(f"page: {write_page(out, rows, CHAPTER_NUMBERS, table, timings, command)}")
     return rows
 
 

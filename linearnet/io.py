@@ -15,6 +15,17 @@ from typing import IO, Any
 from .errors import OutputError
 
 
+def _read_umask() -> int:
+    """The process umask, read once at import (``os.umask`` can only be read by setting it, so it is
+    set back at once; doing it once keeps threads from seeing the brief 0o077)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()  # what open() would give a new file: 0644 under umask 022
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``.
@@ -32,6 +43,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600), and some writers (safetensors) recreate it so: give it
+        # the mode any other tool would, under the umask, before it takes the real name.
+        with contextlib.suppress(OSError):  # a filesystem without modes keeps what it has
+            os.chmod(tmp_path, _FILE_MODE)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)

@@ -7,6 +7,7 @@ labels). Loading checks all of it and refuses pickles, newer formats and inconsi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,29 @@ from .io import atomic_path
 FORMAT_VERSION = 1
 MODEL_KINDS = ("linreg", "softmax")
 _PICKLE_MAGICS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+DIGEST_KEY = "tensors_sha256"  # metadata entry: SHA-256 of the tensors (see tensors_digest)
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order.
+
+    Stored in model and checkpoint metadata so that altered bytes (a flipped bit that still decodes
+    as a finite number) are caught on load; safetensors itself checks only the layout.
+    """
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_digest(tensors: dict[str, torch.Tensor], meta: dict[str, str], name: str) -> None:
+    """Refuse tensors whose digest differs from the recorded one (files without a digest are older: pass)."""
+    recorded = meta.get(DIGEST_KEY)
+    if recorded is not None and recorded != tensors_digest(tensors):
+        raise ModelFileError(f"{name}: tensor data does not match the SHA-256 recorded in the file, so the file "
+                             "is corrupt; restore it from a copy or train again.")
 
 
 @dataclass
@@ -69,7 +93,7 @@ def save_model(path: str | Path, model: ModelFile) -> None:
                "bias": model.bias.detach().cpu().contiguous()}
     tensors.update({k: v.detach().cpu().contiguous() for k, v in model.extras.items()})
     meta = {"format_version": str(FORMAT_VERSION), "kind": model.kind,
-            "meta": json.dumps(model.meta, sort_keys=True)}
+            "meta": json.dumps(model.meta, sort_keys=True), DIGEST_KEY: tensors_digest(tensors)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -108,6 +132,7 @@ def parse_model_bytes(raw: bytes, name: str = "model") -> ModelFile:
         tensors = load(raw)
     except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
         raise ModelFileError(f"{name}: corrupt safetensors file ({str(exc)[:100]}).") from None
+    check_digest(tensors, meta, name)
     try:
         version = int(meta.get("format_version", "-1"))
     except ValueError:

@@ -30,3 +30,6 @@ def test_quick_benchmarks_run_and_agree(tmp_path, capsys):
     runs = res["streaming"]["runs"]
     assert runs[1]["rows"] == 5 * runs[0]["rows"] and res["streaming"]["peak_ratio"] < 1.10
     assert max(r["peak_rss_mb"] for r in runs) < 500
+    assert "time / bare concise recipe (targets: scratch <= 1.0x, concise <= 1.1x)" in text
+    assert set(res["softmax"]["x_bare_concise_recipe"]) == {"linearnet scratch", "linearnet concise"}
+    assert "overhead beyond start-up + load + training" in text and res["cli_end_to_end"]["epochs"] == 2

@@ -73,18 +73,21 @@ def test_inconsistent_counts_and_labels_are_refused(tmp_path):
 
 
 def test_wrong_hash_source_is_skipped_and_error_lists_every_place(tmp_path):
+    # Implicit sources (the cache, Debian's package) that fail are skipped, each reported in one line;
+    # an explicit one is refused instead (tests/test_data_sources.py).
     files = tiny_fashion_files()
     good = expected_hashes(files)
     bad = dict(files)
     bad["train-images-idx3-ubyte"] = idx_bytes(np.ones((40, 28, 28), np.uint8))
-    d = write_gz_dir(tmp_path / "bad", bad)
+    cache = write_gz_dir(tmp_path / "cache", bad)
+    lines = []
     with pytest.raises(DataError) as info:
-        fm.load_fashion_mnist(root=d, env_dir=tmp_path / "nothing", cache_dir=tmp_path / "cache",
-                              system_dir=tmp_path / "sys", allow_download=False, files=good)
+        fm.load_fashion_mnist(cache_dir=cache, system_dir=tmp_path / "sys", allow_download=False, files=good,
+                              log=lines.append)
     msg = str(info.value)
-    for where in ("--data-dir", "LINEARNET_DATA", "cache", "debian package", "SHA-256",
-                  "apt-get install dataset-fashion-mnist", "--data-dir DIR"):
+    for where in ("cache", "debian package", "SHA-256", "apt-get install dataset-fashion-mnist", "--data-dir DIR"):
         assert where in msg, where
+    assert len(lines) == 1 and "cache" in lines[0] and "SHA-256" in lines[0]  # the absent package: no line
 
 
 def test_sources_in_order_and_hash_stamp_reused(tmp_path, monkeypatch):

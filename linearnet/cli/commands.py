@@ -10,8 +10,9 @@ import torch
 
 from ..config import TrainConfig
 from ..data import fashion_mnist as fm
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..io import write_csv
+from .main import config_from_args
 
 
 def maybe_init_distributed(env: dict[str, str]) -> bool:
@@ -50,24 +51,6 @@ def shutdown_distributed() -> None:
     gc.collect()
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The training configuration the arguments describe (chapter defaults for the rest)."""
-    data = args.data
-    if data is not None and data not in ("synthetic", "fashion-mnist") and not Path(data).exists():
-        raise DataError(f"{data}: file not found; check the --data path.")
-    impl = args.impl or "scratch"
-    return TrainConfig.create(
-        args.model, impl=impl, data=data, target=args.target,
-        features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
-        standardize=not args.no_standardize, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        loss=args.loss, huber_delta=args.huber_delta, weight_decay=args.weight_decay,
-        lr_schedule=args.lr_schedule, val_fraction=args.val_fraction, resize=args.resize,
-        normalize=args.normalize or None, device=args.device, seed=args.seed, num_examples=args.num_examples,
-        noise=args.noise, data_dir=args.data_dir, allow_download=not args.no_download,
-        chunk_rows=args.chunk_rows, checkpoint_every=args.checkpoint_every,
-        progress=not args.no_progress, allow_many_classes=args.allow_many_classes or None)
 
 
 def cmd_train(args: argparse.Namespace, env: dict[str, str]) -> int:

@@ -1,12 +1,27 @@
-"""Argument parsing and dispatch. The only place that reads ``sys.argv`` and the environment."""
+"""Argument parsing and dispatch. The only place that reads ``sys.argv`` and the environment.
+
+It imports nothing heavy: ``--help`` and argument errors answer before torch or matplotlib load
+(the commands import them when they run).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from pathlib import Path
 
-from ..errors import LinearNetError
+from ..config import TrainConfig
+from ..errors import DataError, LinearNetError
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``kill``, torchrun's agent) stops a run as Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
 
 
 def _positive_int(text: str) -> int:
@@ -91,27 +106,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: returns the process exit code (2 for user errors, 130 for Ctrl-C)."""
-    args = build_parser().parse_args(argv)
-    from . import commands
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The training configuration the arguments describe (chapter defaults for the rest)."""
+    data = args.data
+    if data is not None and data not in ("synthetic", "fashion-mnist") and not Path(data).exists():
+        raise DataError(f"{data}: file not found; check the --data path.")
+    impl = args.impl or "scratch"
+    return TrainConfig.create(
+        args.model, impl=impl, data=data, target=args.target,
+        features=tuple(f.strip() for f in args.features.split(",")) if args.features else None,
+        standardize=not args.no_standardize, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        loss=args.loss, huber_delta=args.huber_delta, weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule, val_fraction=args.val_fraction, resize=args.resize,
+        normalize=args.normalize or None, device=args.device, seed=args.seed, num_examples=args.num_examples,
+        noise=args.noise, data_dir=args.data_dir, allow_download=not args.no_download,
+        chunk_rows=args.chunk_rows, checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress, allow_many_classes=args.allow_many_classes or None)
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the process exit code (2 for user errors, 130 for Ctrl-C, 143 for SIGTERM)."""
+    args = build_parser().parse_args(argv)
     env = dict(os.environ)
     try:
-        distributed = commands.maybe_init_distributed(env)
+        if args.command == "train" and not args.resume:
+            config_from_args(args)  # a bad argument is answered before torch loads
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
         try:
-            code = getattr(commands, f"cmd_{args.command}")(args, env)
-            if distributed:  # every rank leaves together: none tears down while rank 0 still writes
-                commands.wait_for_all_ranks()
-            return code
+            return _dispatch(args, env)
         finally:
-            if distributed:
-                commands.shutdown_distributed()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     except LinearNetError as exc:
         print(f"linearnet: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
         run_dir = getattr(args, "_run_dir", None)
+        if env.get("RANK", "0") != "0":  # under torchrun rank 0 speaks for the job
+            return 143 if terminated else 130
         hint = f"; resume with: linearnet train {args.model} --resume {run_dir}" if run_dir else ""
-        print(f"\nlinearnet: interrupted{hint}", file=sys.stderr)
-        return 130
+        print(f"\nlinearnet: {'stopped by SIGTERM' if terminated else 'interrupted'}{hint}", file=sys.stderr)
+        return 143 if terminated else 130
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from . import commands
+
+    distributed = commands.maybe_init_distributed(env)
+    try:
+        code = getattr(commands, f"cmd_{args.command}")(args, env)
+        if distributed:  # every rank leaves together: none tears down while rank 0 still writes
+            commands.wait_for_all_ranks()
+        return code
+    finally:
+        if distributed:
+            commands.shutdown_distributed()

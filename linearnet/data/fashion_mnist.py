@@ -2,7 +2,9 @@
 
 Sources, in order: an explicit directory (``root``), ``env_dir`` (the CLI passes
 ``$LINEARNET_DATA``), the user cache, Debian's ``dataset-fashion-mnist`` package, and finally a
-verified download into the cache. Every source is checked against the SHA-256 of the official
+verified download into the cache. An explicit source is authoritative: used, or refused with the
+reason; an implicit one that fails verification is reported and the next one tried. Every source
+is checked against the SHA-256 of the official
 *decompressed* files (Debian recompressed its ``.gz`` files, so compressed hashes would not match);
 a small stamp file remembers verified (path, size, mtime) so the hash is paid once.
 """
@@ -43,6 +45,8 @@ SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/")
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+_EXPLICIT = {"root": "the data folder given", "LINEARNET_DATA": "from LINEARNET_DATA"}
+_SOURCE_NAMES = {"root": "--data-dir", "LINEARNET_DATA": "LINEARNET_DATA"}
 STAMP_NAME = "verified.json"
 
 
@@ -114,21 +118,30 @@ def _locate(directory: Path, name: str) -> Path | None:
 
 def _load_verified(directory: Path, files: dict[str, tuple[str, int]], stamps: _Stamps
                    ) -> dict[str, np.ndarray]:
-    """Decode and verify all files in ``directory``; DataError names the first problem."""
+    """Decode and verify all files in ``directory``; DataError names the first bad file and its fault."""
     arrays = {}
     for name, (sha, size) in files.items():
         path = _locate(directory, name)
         if path is None:
-            raise DataError(f"{directory}: {name}[.gz] not found")
+            raise DataError(f"{directory / name}[.gz] is missing")
         raw = read_bytes(path, max_bytes=size + 1)
-        if not stamps.verified(path, sha):
-            if len(raw) != size or hashlib.sha256(raw).hexdigest() != sha:
-                raise DataError(f"{path}: contents do not match the official Fashion-MNIST file "
-                                "(SHA-256 differs); delete it and fetch the data again")
+        verified = stamps.verified(path, sha)
+        if not verified and len(raw) < size:
+            raise DataError(f"{path} is truncated ({len(raw)} of {size} bytes)")
+        if not verified and len(raw) > size:
+            raise DataError(f"{path} is longer than the official file ({len(raw)} > {size} bytes)")
+        arrays[name] = parse_idx(raw, str(path))  # names a bad magic number or an impossible shape
+        if not verified:
+            if hashlib.sha256(raw).hexdigest() != sha:
+                raise DataError(f"{path} has the wrong SHA-256 (not the official Fashion-MNIST file)")
             stamps.remember(path, sha)
-        arrays[name] = parse_idx(raw, str(path))
     _check_consistent(arrays, directory)
     return arrays
+
+
+def _has_any(directory: Path, files: dict[str, tuple[str, int]]) -> bool:
+    """True when ``directory`` holds at least one of the files (so a failure there is worth a word)."""
+    return any(_locate(directory, name) is not None for name in files)
 
 
 def _check_consistent(arrays: dict[str, np.ndarray], where: Path | str) -> None:
@@ -201,20 +214,25 @@ def load_fashion_mnist(root: str | Path | None = None, env_dir: str | Path | Non
     files = OFFICIAL_FILES if files is None else files
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     stamps = _Stamps(cache)
-    candidates: list[tuple[str, Path]] = []
-    if root is not None:
-        candidates.append(("--data-dir", Path(root)))
-    if env_dir:
-        candidates.append(("LINEARNET_DATA", Path(env_dir)))
-    candidates.append(("cache", cache))
-    if system_dir is not None:
-        candidates.append(("debian package", Path(system_dir)))
+    # An explicit source (``root``, ``env_dir``) is authoritative: used, or refused with the reason.
+    for label, given in (("root", root), ("LINEARNET_DATA", env_dir)):
+        if given:
+            directory = Path(given)
+            try:
+                arrays = _load_verified(directory, files, stamps)
+            except DataError as exc:
+                raise DataError(f"Fashion-MNIST in {directory} ({_EXPLICIT[label]}) is refused: "
+                                f"{str(exc).rstrip('.')}; fix that folder or point to another one.") from None
+            return _assemble(arrays, f"{_SOURCE_NAMES[label]} ({directory})", start, [])
     looked = []
-    for label, directory in candidates:
+    implicit = [("cache", cache)] + ([("debian package", Path(system_dir))] if system_dir is not None else [])
+    for label, directory in implicit:
         try:
             arrays = _load_verified(directory, files, stamps)
         except DataError as exc:
             looked.append(f"{label} {directory}: {exc}")
+            if _has_any(directory, files):  # a present but bad copy is news; an absent one is not
+                log(f"Fashion-MNIST in the {label} {directory} failed verification, skipped: {exc}")
             continue
         return _assemble(arrays, f"{label} ({directory})", start, looked)
     if allow_download:

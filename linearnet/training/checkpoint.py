@@ -2,7 +2,7 @@
 
 One safetensors file (``checkpoint.safetensors``) in the run folder, written atomically; the RNG
 states are stored as uint8 tensors and the rest as JSON metadata, so loading never unpickles.
-A SIGINT that arrives while the file is written is held back until the write is finished.
+A SIGINT or SIGTERM that arrives while the file is written is held back until the write is finished.
 """
 
 from __future__ import annotations
@@ -20,24 +20,31 @@ import torch
 
 from ..errors import ModelFileError
 from ..io import atomic_path
+from ..persist import DIGEST_KEY, check_digest, tensors_digest
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
 @contextlib.contextmanager
 def deferred_sigint():
-    """Hold SIGINT during a critical section; re-raise KeyboardInterrupt afterwards if one came."""
+    """Hold SIGINT and SIGTERM during a critical section; deliver the first one that came afterwards.
+
+    The signal is raised again once the previous handlers are back, so it does what it would have
+    done (KeyboardInterrupt for Ctrl-C, the CLI's stop for SIGTERM, the default action otherwise).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum)) for sig in held}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if received:
-        raise KeyboardInterrupt
+        signal.raise_signal(received[0])
 
 
 def rng_states(batch_generators: dict[str, torch.Generator]) -> tuple[dict[str, torch.Tensor], dict]:
@@ -85,7 +92,7 @@ def save_checkpoint(run_dir: Path, params: dict[str, torch.Tensor], optimizer: d
     tensors.update({f"optim.{k}": v.detach().cpu().contiguous() for k, v in optimizer.items()})
     tensors.update({k: v.contiguous() for k, v in rng_tensors.items()})
     meta = {"epoch": str(epoch), "history": json.dumps(history), "rng": json.dumps(rng_meta),
-            "format_version": "1"}
+            "format_version": "1", DIGEST_KEY: tensors_digest(tensors)}
     path = Path(run_dir) / CHECKPOINT_NAME
     with deferred_sigint(), atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -108,6 +115,7 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
                "rng_meta": json.loads(meta["rng"])}
     except (SafetensorError, KeyError, ValueError, OSError) as exc:
         raise ModelFileError(f"{path}: unreadable checkpoint ({exc}); start the run again.") from None
+    check_digest(tensors, meta, str(path))
     out["params"] = {k[6:]: v for k, v in tensors.items() if k.startswith("param.")}
     out["optimizer"] = {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")}
     out["rng_tensors"] = {k: v for k, v in tensors.items() if k.startswith("rng.")}

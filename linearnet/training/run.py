@@ -232,8 +232,8 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
         if every and (record["epoch"] % every == 0 or record["epoch"] == config.epochs):
             save_checkpoint(run_dir, module.state_dict(), learner.optimizer_state(), record["epoch"], hist,
                             data.batch_generators)
-        if live_fig is not None:
-            live_fig.show(_history_figure(hist, data))
+        if live_fig is not None:  # redrawn at most once a second, always after the last epoch
+            live_fig.show(lambda: _history_figure(hist, data), final=record["epoch"] == config.epochs)
 
     history = fit(learner, data.train, config.epochs, eval_sets=data.evals, classify=classify,
                   base_lr=config.lr, lr_schedule=config.lr_schedule, history=history,
@@ -242,7 +242,8 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
     model = _model_file(config, data, weight, bias)
     metrics = _metrics(config, data, history, module, weight, bias)
     if writer:
-        _write_outputs(run_dir, history, metrics, model, data, module, write_figures)
+        curves_drawn = live_fig is not None and live_fig.drew_final
+        _write_outputs(run_dir, history, metrics, model, data, module, write_figures, curves_drawn)
         run_dir = folder.publish()
         say(final_line(metrics, data))
     return RunResult(run_dir, history, metrics, model, module, data)
@@ -374,30 +375,33 @@ def _history_figure(history: list[dict], data: PreparedData):
 
 
 def _write_outputs(run_dir: Path, history: list[dict], metrics: dict, model: ModelFile, data: PreparedData,
-                   module, write_figures: bool) -> None:
+                   module, write_figures: bool, curves_drawn: bool = False) -> None:
+    """The run's files; the figures are drawn concurrently (``curves_drawn``: the live view already
+    wrote the final curves)."""
     write_csv(run_dir / "history.csv", history)
     write_json(run_dir / "metrics.json", metrics)
     save_model(run_dir / "model.safetensors", model)
     if not write_figures:
         return
-    if data.task == "regression":
-        if history and history[0]["epoch"] > 0:
-            plots.save_figure(_history_figure(history, data), run_dir / "loss.png")
-        return
-    plots.save_figure(_history_figure(history, data), run_dir / "curves.png")
-    names = data.classes
-    if "confusion_matrix" in metrics:
-        plots.save_figure(plots.confusion_figure(torch.tensor(metrics["confusion_matrix"]), names),
-                          run_dir / "confusion.png")
-    if data.image is not None:
-        side = data.image["side"]
-        plots.save_figure(plots.weights_figure(model.weight, names, side), run_dir / "weights.png")
-        test = data.evals.get("test")
-        X, y = test.X[:9], test.y[:9]
-        with torch.no_grad():
-            pred = module(test.transform(X.to(test.device))).argmax(1).cpu()
-        plots.save_figure(plots.predictions_figure(X, [names[int(i)] for i in y], [names[int(i)] for i in pred]),
-                          run_dir / "predictions.png")
+    figures = {}
+    curves = run_dir / ("loss.png" if data.task == "regression" else "curves.png")
+    if not curves_drawn and (data.task == "classification" or (history and history[0]["epoch"] > 0)):
+        figures[curves] = lambda: _history_figure(history, data)
+    if data.task == "classification":
+        names = data.classes
+        if "confusion_matrix" in metrics:
+            figures[run_dir / "confusion.png"] = lambda: plots.confusion_figure(
+                torch.tensor(metrics["confusion_matrix"]), names)
+        if data.image is not None:
+            side = data.image["side"]
+            test = data.evals.get("test")
+            X, y = test.X[:9], test.y[:9]
+            with torch.no_grad():
+                pred = module(test.transform(X.to(test.device))).argmax(1).cpu()
+            figures[run_dir / "weights.png"] = lambda: plots.weights_figure(model.weight, names, side)
+            figures[run_dir / "predictions.png"] = lambda: plots.predictions_figure(
+                X, [names[int(i)] for i in y], [names[int(i)] for i in pred])
+    plots.save_figures(figures)
 
 
 def read_run_config(run_dir: Path) -> TrainConfig:

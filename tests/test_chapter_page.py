@@ -1,0 +1,119 @@
+"""`linearnet chapter` leaves one self-contained HTML page (issue 14, item 3)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from html.parser import HTMLParser
+
+import numpy as np
+from matplotlib.image import imread
+
+from linearnet.chapter import CHAPTER_NUMBERS, run_chapter
+from linearnet.chapter_page import build_page, passes
+from linearnet.evaluation import plots
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class _Page(HTMLParser):
+    """Collects image sources, captions, table cells (per table) and any external reference."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images, self.captions, self.tables, self.external = [], [], [], []
+        self._cell: list[str] | None = None
+        self._caption: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.images.append(a["src"])
+        if tag == "table":
+            self.tables.append([])
+        if tag in ("td", "th"):
+            self._cell = []
+        if tag == "figcaption":
+            self._caption = []
+        for key in ("src", "href"):
+            if a.get(key) and not a[key].startswith("data:"):
+                self.external.append(a[key])
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.tables[-1].append("".join(self._cell).strip())
+            self._cell = None
+        if tag == "figcaption":
+            self.captions.append("".join(self._caption).strip())
+            self._caption = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._caption is not None:
+            self._caption.append(data)
+
+
+def _parse(text: str) -> _Page:
+    page = _Page()
+    page.feed(text)
+    return page
+
+
+def _check_images(page: _Page) -> None:
+    for src in page.images:
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix)
+        raw = base64.b64decode(src[len(prefix):], validate=True)
+        assert raw.startswith(PNG)
+        img = imread(io.BytesIO(raw), format="png")
+        assert img.ndim == 3 and img.shape[0] > 50 and img.shape[1] > 50 and np.ptp(img) > 0
+
+
+def test_chapter_writes_a_self_contained_page(tmp_path, capsys):
+    out = tmp_path / "chapter"
+    rows = run_chapter(out, softmax=False, log=print)
+    printed = capsys.readouterr().out
+    page_path = out / "index.html"
+    assert printed.rstrip().endswith(f"page: {page_path}")
+    page = _parse(page_path.read_text())
+    pngs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert len(page.images) == len(pngs) >= 3  # normal.png and the SGD runs' loss curves
+    assert sorted(c.split(":")[0] for c in page.captions) == pngs
+    _check_images(page)
+    assert not page.external
+    comparison, timings = page.tables
+    assert all(cell for cell in comparison + timings)  # every cell filled
+    marks = comparison[5:][4::5]  # the mark column, under a five-cell header
+    assert len(marks) == 3 * len(rows) and set(marks) <= {"pass", "FAIL", "n/a"}
+    assert marks[:3] == ["pass"] * 3  # the scratch run meets the chapter's numbers
+    assert any(cell.startswith("whole chapter") for cell in timings)
+    assert f"linearnet chapter --out {out} --skip-softmax" in page_path.read_text()
+
+
+def test_page_takes_in_new_rows_metrics_and_notes(tmp_path):
+    """Rows, metrics and figures are discovered, so an added implementation or table note shows up."""
+    run = tmp_path / "linreg-analytic"
+    run.mkdir()
+    plots.save_figure(plots.normal_figure(), run / "residuals.png")
+    rows = [{"experiment": "linreg analytic", "ours_loss": 4.8e-5, "ours_w_err": 1e-4, "ours_extra": 3.0,
+             "seconds": 0.01},
+            {"experiment": "softmax scratch", "ours_train_loss": 0.44, "ours_train_acc": 0.85,
+             "ours_test_acc": 0.80, "train_seconds": 1.5, "seconds": 2.0}]
+    reference = dict(CHAPTER_NUMBERS, **{"linreg analytic": {"loss": 0.000049, "w_err": 0.0005}})
+    text = build_page(tmp_path, rows, reference, "table\n* a footnote under the table", {"whole chapter": 3.0},
+                      "linearnet chapter")
+    page = _parse(text)
+    comparison, timings = page.tables
+    assert all(comparison) and all(timings)
+    assert "linreg analytic" in comparison and "extra" in comparison and "residuals" in " ".join(page.captions)
+    assert comparison[5:][4::5].count("FAIL") == 1  # softmax test acc 0.80 vs the chapter's 0.836
+    assert "* a footnote under the table" in text
+    assert "softmax scratch: train seconds" in timings
+    _check_images(page)
+
+
+def test_pass_marks():
+    assert passes("test_acc", 0.836, 0.83) == "pass" and passes("test_acc", 0.836, 0.82) == "FAIL"
+    assert passes("loss", 0.000049, 0.00005) == "pass" and passes("train_loss", 0.447, 0.5) == "FAIL"
+    assert passes("loss", None, 1.0) == "n/a"

@@ -1,0 +1,69 @@
+"""Figures off the critical path: a throttled live view, final figures drawn concurrently (issue 14, item 2)."""
+
+from __future__ import annotations
+
+import torch
+
+from linearnet import TrainConfig, train_run
+from linearnet.evaluation import plots
+from linearnet.evaluation.live import LiveFigure
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_live_figure_redraws_at_most_once_per_interval_and_always_at_the_end(tmp_path):
+    clock, built = _Clock(), []
+
+    def make():
+        built.append(clock.now)
+        return plots.line_figure([0.0, 1.0], [[1.0, 0.5]])
+
+    live = LiveFigure(tmp_path / "curves.png", announce=None, min_interval=1.0, clock=clock)
+    for epoch in range(1, 11):  # ten epochs, 0.3 s apart
+        clock.now = 0.3 * epoch
+        live.show(make, final=epoch == 10)
+    # drawn at 0.3 (first), 1.5 (1.2 s later), 2.7, and the final epoch at 3.0
+    assert [round(t, 1) for t in built] == [0.3, 1.5, 2.7, 3.0]
+    assert live.drew_final and (tmp_path / "curves.png").exists()
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+def test_concurrent_figures_are_byte_identical_to_serial_ones(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    names = [f"class {i}" for i in range(10)]
+    history = [{"epoch": e, "train_loss": 1 / e, "train_acc": 0.5 + e / 30, "test_acc": 0.5 + e / 40}
+               for e in range(1, 11)]
+    images = torch.randint(0, 256, (9, 28, 28), dtype=torch.uint8, generator=g)
+    makers = {
+        "curves.png": lambda: plots.history_figure(history, ["train_loss", "train_acc", "test_acc"]),
+        "confusion.png": lambda: plots.confusion_figure(torch.randint(0, 500, (10, 10), generator=g), names),
+        "weights.png": lambda: plots.weights_figure(torch.linspace(-1, 1, 7840).reshape(10, 784), names, 28),
+        "predictions.png": lambda: plots.predictions_figure(images, names[:9], names[1:]),
+        "normal.png": lambda: plots.normal_figure(),
+    }
+    g.manual_seed(1)
+    plots.save_figures({tmp_path / "serial" / k: f for k, f in makers.items()}, workers=1)
+    for round_ in range(3):  # a race would show as differing bytes in one of the rounds
+        g.manual_seed(1)
+        plots.save_figures({tmp_path / f"threads{round_}" / k: f for k, f in makers.items()}, workers=5)
+        for name in makers:
+            serial = (tmp_path / "serial" / name).read_bytes()
+            assert serial.startswith(b"\x89PNG\r\n\x1a\n")
+            assert (tmp_path / f"threads{round_}" / name).read_bytes() == serial, name
+
+
+def test_the_run_folder_curves_show_the_final_history(tmp_path):
+    from linearnet.training.run import _history_figure
+
+    cfg = TrainConfig.create("linreg", epochs=4, progress=False)
+    r = train_run(cfg, tmp_path / "run", log=lambda s: None)
+    plots.save_figure(_history_figure(r.history, r.data), tmp_path / "expected.png")
+    assert (r.run_dir / "loss.png").read_bytes() == (tmp_path / "expected.png").read_bytes()
+    r = train_run(cfg.replace(epochs=0), tmp_path / "zero", log=lambda s: None)
+    assert not (r.run_dir / "loss.png").exists()
