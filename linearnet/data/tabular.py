@@ -334,9 +334,16 @@ def _csv_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool
             if len(frame) == 0:
                 continue
             where = Where("line", lines)
-            X = np.empty((len(frame), len(names)))
-            for j, (name, c) in enumerate(zip(names, cols)):
-                X[:, j] = _csv_numbers(path, frame[c], name, where, "feature")
+            numeric = [dt.kind in "biuf" for dt in frame.dtypes]
+            if all(numeric):  # the usual case: one vectorized copy (per-column pandas access is slow when wide)
+                full = frame.to_numpy(dtype=np.float64)
+                X = full[:, :len(cols)] if cols == list(range(len(cols))) else full[:, cols]
+            elif all(numeric[c] for c in cols):
+                X = frame[cols].to_numpy(dtype=np.float64)
+            else:
+                X = np.empty((len(frame), len(names)))
+                for j, (name, c) in enumerate(zip(names, cols)):
+                    X[:, j] = _csv_numbers(path, frame[c], name, where, "feature")
             X = _finite(path, X, names, where, "feature")
             y = None
             if t is not None:
@@ -427,15 +434,22 @@ def load_csv(path: str | Path, target: str | None, features: list[str] | tuple[s
     """
     path = Path(path)
     labels = task != "regression"
-    names, chunks = read_chunks(path, target, features, labels=labels)
-    Xs, ys = [], []
+    width, capacity = len(read_header(path, with_target=target is not None)), _row_capacity(path)
+    chunk_rows = max(64, min(1_000_000 // width, capacity // 8))  # at most 8 MB and an eighth of the table
+    names, chunks = read_chunks(path, target, features, chunk_rows, labels=labels)
+    # small chunks (about 8 MB) are copied into one array sized by an upper bound on the rows, not
+    # concatenated at the end (which holds every chunk and the result at once): peak stays near the result
+    buf, n, ys = np.empty((capacity, len(names))), 0, []
     for c in chunks:
-        Xs.append(c.X)
+        if n + len(c.X) > len(buf):  # cannot happen for a bound that holds; stay correct anyway
+            buf = np.concatenate([buf[:n], np.empty((n + len(c.X), len(names)))])
+        buf[n:n + len(c.X)] = c.X
+        n += len(c.X)
         ys.append(c.y)
-    if not Xs:
+    if n == 0:
         raise DataError(f"{path}: the file has a header but no data rows.")
-    X = torch.from_numpy(Xs[0] if len(Xs) == 1 else np.concatenate(Xs))
-    del Xs
+    X = torch.from_numpy(buf[:n].copy() if n < len(buf) // 2 else buf[:n])  # a mostly-blank file: shrink
+    del buf
     if target is not None and task == "regression" and len(X) <= len(names):
         raise DataError(f"{path}: {len(X)} rows for {len(names)} features; a linear model needs more rows than "
                         "features.")
@@ -447,6 +461,20 @@ def load_csv(path: str | Path, target: str | None, features: list[str] | tuple[s
         else:
             y = torch.from_numpy(raw).reshape(-1, 1)
     return Table(X, y, names, target, found)
+
+
+def _row_capacity(path: Path) -> int:
+    """An upper bound on the data rows: the line count of a CSV, the stored row count otherwise."""
+    kind = table_kind(path)
+    if kind == "parquet":
+        return _parquet(path).metadata.num_rows
+    if kind == "npy":
+        return len(_open_npy(path))
+    lines = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            lines += block.count(b"\n")
+    return lines + 1
 
 
 def _encode_labels(path: Path, raw: np.ndarray, target: str,
