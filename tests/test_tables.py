@@ -81,7 +81,7 @@ def test_large_offset_columns_match_sklearn_in_memory_streamed_and_after_predict
                        "--chunk-rows", "100", "--out", tmp_path / "s", "--no-progress")
     assert code == 0, err
     m = _strict_json(tmp_path / "s" / "metrics.json")
-    assert m["val_rows"] == int(val.sum()) and m["train_rows"] == n - int(val.sum())
+    assert m["val_rows"] == int(val.sum()) and m["train_rows"] == n - int(val.sum()) and m["rows"] == n
     assert abs(m["val_rmse"] / ref_s - 1) < 0.01, (m["val_rmse"], ref_s)
     pred = _predicted(cli, tmp_path / "s", path)
     assert abs(np.sqrt(np.mean((pred[val] - y[val]) ** 2)) / ref_s - 1) < 0.01

@@ -212,7 +212,8 @@ def train_streaming(config: TrainConfig, run_dir: Path, overwrite: bool = False,
             config.data, config.target, config.features, config.chunk_rows, sol, val_fraction)
     folder = RunFolder(run_dir)  # built in <run_dir>.partial (config.json first), then put in place
     staging = folder.open(config, None)
-    metrics = {"rows": rows, "train_rows": rows, "method": sol.method, "condition_number": sol.condition,
+    metrics = {"rows": rows + val.get("val_rows", 0), "train_rows": rows, "method": sol.method,
+               "condition_number": sol.condition,
                "train_seconds": seconds, **val}
     try:
         write_json(staging / "metrics.json", metrics)
