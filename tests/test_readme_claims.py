@@ -35,8 +35,8 @@ def test_chapter_runs_every_experiment_and_prints_the_table(cli, tmp_path):
     table = text[text.index("experiment"):].splitlines()
     rows = {line[:20].strip(): line.split() for line in table if line[:20].strip()}
     assert [k for k in rows if k.startswith(("linreg", "softmax"))] == ["linreg scratch", "linreg concise",
-                                                                        "linreg closed-form"]
-    for impl in ("scratch", "concise", "closed-form"):
+                                                                        "linreg analytic", "linreg closed-form"]
+    for impl in ("scratch", "concise", "analytic", "closed-form"):
         metrics = json.loads((out / f"linreg-{impl}" / "metrics.json").read_text())
         assert max(map(abs, metrics["w_error"])) < 0.002
         assert rows[f"linreg {impl}"][4] == f"{metrics.get('train_eval_loss', metrics['train_loss']):.6f}"

@@ -115,7 +115,7 @@ def sgd(params: list[torch.Tensor], grads: list[torch.Tensor], lr: float, batch_
     for param, grad in zip(params, grads):
         if weight_decay and param.dim() >= 2:
             param.mul_(1 - lr * weight_decay)  # p - lr * wd * p
-        param.add_(grad.reshape(param.shape), alpha=-lr / batch_size)
+        param.add_(grad, alpha=-lr / batch_size)  # grads come in each parameter's own shape
 
 
 class AnalyticLearner:
