@@ -66,7 +66,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr_schedule=args.lr_schedule, val_fraction=args.val_fraction, resize=args.resize,
         normalize=args.normalize or None, device=args.device, seed=args.seed, num_examples=args.num_examples,
         noise=args.noise, data_dir=args.data_dir, allow_download=not args.no_download,
-        chunk_rows=args.chunk_rows, checkpoint_every=args.checkpoint_every,
+        chunk_rows=args.chunk_rows, checkpoint_every=args.checkpoint_every, stream=args.stream or None,
+        shuffle_buffer=args.shuffle_buffer, val_data=args.val_data,
         progress=not args.no_progress, allow_many_classes=args.allow_many_classes or None)
 
 
@@ -90,7 +91,7 @@ def cmd_train(args: argparse.Namespace, env: dict[str, str]) -> int:
         config = config_from_args(args)
         run_dir = Path(args.out) if args.out else default_run_dir(config)
     args._run_dir = run_dir
-    streamed = config.is_csv and (config.chunk_rows or Path(config.data).suffix != ".csv")
+    streamed = config.is_csv and (config.stream or config.chunk_rows or Path(config.data).suffix != ".csv")
     if config.impl == "closed-form" and streamed:
         from ..scale.streaming import train_streaming
 

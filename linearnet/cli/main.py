@@ -42,6 +42,11 @@ def _add_train(sub) -> None:
     p.add_argument("--data-dir", help="Fashion-MNIST: folder with the IDX files")
     p.add_argument("--no-download", action="store_true", help="Fashion-MNIST: never download")
     p.add_argument("--chunk-rows", type=_positive_int, help="closed form: stream files in chunks of N rows")
+    p.add_argument("--stream", action="store_true",
+                   help="SGD from PATH (file or folder) in chunks through a shuffle buffer, never all in memory")
+    p.add_argument("--shuffle-buffer", type=_positive_int, metavar="ROWS",
+                   help="--stream: rows mixed in the shuffle buffer (default 4 chunks' worth)")
+    p.add_argument("--val-data", metavar="PATH", help="a separate validation table (no rows held out of --data)")
     p.add_argument("--checkpoint-every", type=_positive_int, help="epochs between checkpoints (0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--allow-many-classes", action="store_true",

@@ -54,6 +54,7 @@ class Chunk:
     y: np.ndarray | None
     rows: np.ndarray
     where: list[str]
+    path: Path | None = None  # the file the rows came from (set by the folder iterator; for messages)
 
 
 def table_kind(path: Path) -> str:

@@ -1,0 +1,326 @@
+"""SGD beyond memory: minibatches streamed from files through a shuffle buffer (``train ... --stream``).
+
+The rows are read in chunks by the one table reader (via
+:func:`~linearnet.scale.streaming.iter_table_chunks`), so memory stays at a few chunks plus the
+shuffle buffer whatever the file size. One streamed pass first gathers the standardization
+statistics (Chan's merge of per-chunk means and sums of squares, float64) and the class set; then
+:class:`StreamBatches` serves the training loop exactly like :class:`~linearnet.data.Batches`:
+each epoch the file order is drawn from its generator, and every chunk passes through a buffer
+of ``shuffle_buffer`` rows from which rows leave in random order. Validation rows are picked by
+row index (or come from ``--val-data``), so no second copy of the data is made. Under torchrun
+each rank reads its own files (a folder) or chunks (one file); every rank takes the same number
+of steps per epoch, the smallest rank's share.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+from ..data.split import is_val_row
+from ..data.tabular import Chunk, Standardizer, canonical_label
+from ..errors import ConfigError, DataError
+from .streaming import _files, default_chunk_rows, iter_table_chunks
+
+BUFFER_CHUNKS = 4  # default shuffle buffer: this many default-sized chunks (about 64 MB of float64 rows)
+
+
+def default_shuffle_buffer(num_features: int) -> int:
+    """Rows in the default shuffle buffer, sized by the feature count like the closed form's chunks."""
+    return BUFFER_CHUNKS * default_chunk_rows(num_features)
+
+
+class ColumnMoments:
+    """Running per-column count, mean and sum of squared deviations (float64), mergeable (Chan et al.)."""
+
+    def __init__(self, d: int) -> None:
+        self.n, self.mean, self.m2 = 0, np.zeros(d), np.zeros(d)
+
+    def add(self, X: np.ndarray) -> None:
+        """Fold in the rows of ``X`` (n, d)."""
+        if len(X):
+            self.merge(len(X), X.mean(0), ((X - X.mean(0)) ** 2).sum(0))
+
+    def merge(self, n: int, mean: np.ndarray, m2: np.ndarray) -> None:
+        total = self.n + n
+        if n == 0:
+            return
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + delta ** 2 * (self.n * n / total)
+        self.n = total
+
+    def standardizer(self) -> Standardizer:
+        """Mean and std with :func:`~linearnet.data.tabular.column_stats`' constant-column rule (std 1)."""
+        std = np.sqrt(self.m2 / max(self.n, 1))
+        constant = ~(std > 4 * np.finfo(np.float64).eps * np.abs(self.mean)) | ~np.isfinite(std)
+        return Standardizer(torch.from_numpy(self.mean.copy()), torch.from_numpy(np.where(constant, 1.0, std)))
+
+    def to_tensor(self) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate([[float(self.n)], self.mean, self.m2]))
+
+
+@dataclass
+class StreamStats:
+    """What one pass over the training rows tells: names, row count, scalers and classes."""
+
+    names: list[str]
+    rows: int                         # training rows over every rank
+    local_rows: int                   # this rank's training rows
+    x: ColumnMoments
+    y: ColumnMoments | None           # regression targets
+    classes: list[str] | None         # classification: labels sorted as in memory
+
+
+def sorted_classes(labels) -> list[str]:
+    """Labels sorted numerically when every one is a number, else as text (as the in-memory reader does)."""
+    labels = set(labels)
+    numeric = all(_is_number(v) for v in labels)
+    return sorted(labels, key=float) if numeric else sorted(labels)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def scan(config: TrainConfig, rank: int = 0, world_size: int = 1, chunk_rows: int | None = None) -> StreamStats:
+    """One streamed pass over this rank's training rows, merged over the ranks."""
+    classify = config.model == "softmax"
+    fraction = config.resolved_val_fraction
+    names, chunks = iter_table_chunks(config.data, config.target, config.features, chunk_rows, rank, world_size,
+                                      labels=classify)
+    x = ColumnMoments(len(names))
+    y = None if classify else ColumnMoments(1)
+    labels: set[str] = set()
+    for c in chunks:
+        if classify:  # the classes come from every row, validation rows too, as in memory
+            labels.update(c.y.tolist())
+        train = ~is_val_row(c.rows, fraction) if fraction > 0 else slice(None)
+        x.add(c.X[train])
+        if not classify:
+            y.add(c.y[train, None])
+    local = x.n
+    if world_size > 1:
+        x, y, labels = _merge_ranks(x, y, labels, world_size)
+    return StreamStats(names, x.n, local, x, y, sorted_classes(labels) if classify else None)
+
+
+def _merge_ranks(x: ColumnMoments, y: ColumnMoments | None, labels: set[str], world: int):
+    """Every rank's statistics merged in rank order, so all ranks hold the same numbers."""
+    import torch.distributed as dist
+
+    def gather(m: ColumnMoments) -> ColumnMoments:
+        parts = [torch.empty_like(m.to_tensor()) for _ in range(world)]
+        dist.all_gather(parts, m.to_tensor())
+        d = len(m.mean)
+        out = ColumnMoments(d)
+        for p in parts:
+            v = p.numpy()
+            out.merge(int(v[0]), v[1:1 + d], v[1 + d:])
+        return out
+
+    everyone: list = [None] * world
+    dist.all_gather_object(everyone, sorted(labels))  # label strings only (the file's own cells)
+    return gather(x), (gather(y) if y is not None else None), set().union(*map(set, everyone))
+
+
+class StreamBatches:
+    """Iterable of ``(X, y)`` minibatches streamed from a table file or folder, like :class:`Batches`.
+
+    Parameters
+    ----------
+    chunks : ``chunks(order)`` returns this rank's :class:`Chunk` s for one pass, the file order drawn
+        from the generator ``order`` (None keeps it).
+    transform : turns a chunk into model-ready tensors ``(X float32 (n, d), y)``.
+    batch_size : rows per batch on this rank.
+    shuffle_buffer : rows held back and mixed; each row leaves the buffer at a uniformly random
+        place. 0 (evaluation) passes the chunks through in order.
+    seed : seeds the generator (file order and buffer) that the checkpoint saves and restores.
+    steps : at most this many batches per pass (ranks must take equally many steps), None for all.
+    """
+
+    def __init__(self, chunks: Callable[[torch.Generator | None], Iterator[Chunk]],
+                 transform: Callable[[Chunk], tuple[torch.Tensor, torch.Tensor]], batch_size: int,
+                 shuffle_buffer: int = 0, seed: int = 0, device: str | torch.device = "cpu",
+                 steps: int | None = None, files: list[Path] | None = None) -> None:
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
+        self.chunks, self.transform = chunks, transform
+        self.batch_size, self.shuffle_buffer = batch_size, shuffle_buffer
+        self.shuffle = shuffle_buffer > 0
+        self.generator = torch.Generator().manual_seed(seed)
+        self.device = torch.device(device)
+        self.steps = steps
+        self.files = files or []
+        self.epoch = 0  # passes started; saved with the checkpoint beside the generator's state
+
+    def state(self) -> dict:
+        """The stream position for a checkpoint taken between epochs (the generator is saved beside it)."""
+        return {"epoch": self.epoch, "file": 0, "offset": 0,
+                "files": [[str(f), _size(f)] for f in self.files]}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint's position; the files must be the ones it was taken over."""
+        now = [[str(f), _size(f)] for f in self.files]
+        if state.get("files", now) != now:
+            raise DataError(f"{self.files[0] if self.files else 'the data'}: the data files changed since the "
+                            "checkpoint (names or sizes differ); resume with the same files or start again.")
+        if state.get("file", 0) or state.get("offset", 0):
+            raise DataError("the checkpoint stops inside an epoch, which this version cannot resume; start again.")
+        self.epoch = int(state["epoch"])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        gone = [f for f in self.files if not f.is_file()]
+        if gone:  # a folder is listed afresh each pass: a vanished file would otherwise be skipped silently
+            raise DataError(f"{gone[0]}: file not found (it was there when training started); restore it, or "
+                            "start again without it.")
+        self.epoch += 1
+        g = self.generator if self.shuffle else None
+        steps = 0
+        for X, y in self._rows(g):
+            if self.steps is not None and steps >= self.steps:
+                return
+            steps += 1
+            if self.device.type != "cpu":
+                X, y = X.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            yield X, y
+
+    def _rows(self, g: torch.Generator | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of ``batch_size`` rows (the last one shorter) out of the chunks, through the buffer."""
+        bs, cap = self.batch_size, self.shuffle_buffer
+        pool: tuple[torch.Tensor, torch.Tensor] | None = None    # the shuffle buffer
+        carry: tuple[torch.Tensor, torch.Tensor] | None = None   # rows out of the buffer, fewer than a batch
+        for chunk in self.chunks(g):
+            X, y = self.transform(chunk)
+            if g is not None:
+                pool = (X, y) if pool is None else (torch.cat([pool[0], X]), torch.cat([pool[1], y]))
+                if len(pool[0]) <= cap:
+                    continue
+                perm = torch.randperm(len(pool[0]), generator=g)
+                out, keep = perm[:len(pool[0]) - cap], perm[len(pool[0]) - cap:]
+                (X, y), pool = _take(pool, out), _take(pool, keep)
+            carry = (X, y) if carry is None else (torch.cat([carry[0], X]), torch.cat([carry[1], y]))
+            full = len(carry[0]) - len(carry[0]) % bs
+            for i in range(0, full, bs):
+                yield carry[0][i:i + bs], carry[1][i:i + bs]
+            carry = (carry[0][full:], carry[1][full:])
+        if pool is not None:  # the end of the pass: the buffer leaves in random order
+            pool = _take(pool, torch.randperm(len(pool[0]), generator=g))
+            carry = pool if carry is None else (torch.cat([carry[0], pool[0]]), torch.cat([carry[1], pool[1]]))
+        if carry is not None:
+            for i in range(0, len(carry[0]), bs):
+                yield carry[0][i:i + bs], carry[1][i:i + bs]
+
+    def single(self) -> StreamBatches:
+        """The same source over every rank's rows, unshuffled (for a rank-local full evaluation)."""
+        return StreamBatches(lambda _g: self.chunks(None, all_ranks=True), self.transform, self.batch_size,
+                             device=self.device)
+
+
+def _take(pair: tuple[torch.Tensor, torch.Tensor], idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return pair[0].index_select(0, idx), pair[1].index_select(0, idx)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+# ----- building the sources for a run ---------------------------------------------------------------
+def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
+    """A :class:`~linearnet.training.prepare.PreparedData` whose sources stream from ``config.data``."""
+    from ..training.prepare import PreparedData, _check_classes
+
+    if config.impl == "closed-form":
+        raise ConfigError("the closed form streams on its own (--chunk-rows); --stream is for SGD (--impl scratch "
+                          "or concise).")
+    if config.target is None:
+        raise ConfigError(f"--target is required with a table ({config.data}); name the column to predict.")
+    rank, world = common["rank"], common["world_size"]
+    stats = scan(config, rank, world, config.chunk_rows)
+    names, d = stats.names, len(stats.names)
+    task = "classification" if config.model == "softmax" else "regression"
+    if task == "classification":
+        _check_classes(config, stats.classes)
+    elif stats.rows <= d:
+        raise ConfigError(f"{config.data}: {stats.rows} training rows for {d} features; a linear model needs more "
+                          "rows than features: lower --val-fraction or add rows.")
+    x_scaler = stats.x.standardizer() if config.standardize else None
+    y_scaler = stats.y.standardizer() if config.standardize and stats.y is not None else None
+    lookup = {canonical_label(c): i for i, c in enumerate(stats.classes)} if stats.classes else None
+    chunk_rows = config.chunk_rows or default_chunk_rows(d)
+    bs = max(1, config.batch_size // world)  # the global batch is shared among the ranks, as in memory
+
+    def transform_for(what: str):
+        def transform(c: Chunk) -> tuple[torch.Tensor, torch.Tensor]:
+            X = torch.from_numpy(c.X)
+            X = (x_scaler.transform(X) if x_scaler else X).to(torch.float32)
+            if lookup is not None:
+                return X, _encode(c, lookup, config.target, what)
+            y = torch.tensor(c.y, dtype=torch.float64).reshape(-1, 1)  # a copy: pyarrow's may be read-only
+            return X, (y_scaler.transform(y) if y_scaler else y).to(torch.float32)
+        return transform
+
+    def source(data: str, part: str, fraction: float):
+        def chunks(order, all_ranks: bool = False):
+            r, w = (0, 1) if all_ranks else (rank, world)
+            return iter_table_chunks(data, config.target, config.features, chunk_rows, r, w, labels=lookup is not None,
+                                     part=part, val_fraction=fraction, order=order)[1]
+        return chunks
+
+    steps = None
+    if world > 1:  # every rank must take the same number of steps: the smallest share sets it
+        import torch.distributed as dist
+
+        mine = torch.tensor([math.ceil(stats.local_rows / bs)], dtype=torch.int64)
+        dist.all_reduce(mine, op=dist.ReduceOp.MIN)
+        steps = int(mine)
+    buffer = config.shuffle_buffer or default_shuffle_buffer(d)
+    device = common["device"]
+    train = StreamBatches(source(config.data, "train", config.resolved_val_fraction), transform_for("training"),
+                          bs, buffer, seed=config.seed + 1, device=device, steps=steps, files=_files(Path(config.data)))
+    evals = {}
+    if config.val_data is not None:
+        if names != (val_names := _val_names(config)):
+            raise DataError(f"{config.val_data}: its features {val_names} differ from {names} in {config.data}; "
+                            "the validation table needs the same columns.")
+        evals["val"] = StreamBatches(source(config.val_data, "all", 0.0), transform_for("validation"), eval_batch,
+                                     device=device)
+    elif config.resolved_val_fraction > 0:
+        evals["val"] = StreamBatches(source(config.data, "val", config.resolved_val_fraction),
+                                     transform_for("validation"), eval_batch, device=device)
+    k = 1 if task == "regression" else len(stats.classes)
+    return PreparedData(task, train, evals, d, k, feature_names=names, classes=stats.classes, x_scaler=x_scaler,
+                        y_scaler=y_scaler, source=str(config.data),
+                        info={"train_rows": stats.rows, "streamed": True, "shuffle_buffer": buffer,
+                              "chunk_rows": chunk_rows, "steps_per_epoch": steps})
+
+
+def _val_names(config: TrainConfig) -> list[str]:
+    return iter_table_chunks(config.val_data, config.target, config.features)[0]
+
+
+def _encode(c: Chunk, lookup: dict[str, int], target: str, what: str) -> torch.Tensor:
+    """Class indices of a chunk's labels; a label the statistics pass did not see names its file and row."""
+    uniq, inverse = np.unique(c.y.astype(str), return_inverse=True)
+    codes = np.empty(len(uniq), dtype=np.int64)
+    for j, label in enumerate(uniq):
+        if label not in lookup:
+            i = int(np.argmax(inverse == j))
+            raise DataError(f"{c.path}: {c.where[i]}, the {what} label {label!r} in {target!r} is not among the "
+                            f"training data's classes {list(lookup)[:10]}; a new class cannot be learned "
+                            "mid-stream, so fix the row or retrain on data holding it.")
+        codes[j] = lookup[label]
+    return torch.from_numpy(codes[inverse.reshape(-1)])
