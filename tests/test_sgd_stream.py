@@ -8,10 +8,11 @@ import torch
 
 from linearnet.config import TrainConfig
 from linearnet.data import Standardizer
+from linearnet.data.moments import ColumnMoments
 from linearnet.data.split import is_val_row
 from linearnet.errors import DataError
 from linearnet.persist import load_model
-from linearnet.scale.sgd_stream import ColumnMoments, StreamBatches
+from linearnet.scale.sgd_stream import StreamBatches
 from linearnet.training.checkpoint import load_checkpoint
 from linearnet.training.run import train_run
 

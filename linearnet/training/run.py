@@ -248,7 +248,7 @@ def _metrics(config: TrainConfig, data: PreparedData, history: list[dict], modul
 
 def _val_regression(module, batches, y_scaler) -> tuple[float, float]:
     """RMSE and R^2 in the target's units, accumulated batch by batch (a streamed set is never held whole)."""
-    from ..scale.sgd_stream import ColumnMoments
+    from ..data.moments import ColumnMoments
 
     device = next(module.parameters()).device
     sse, ys = 0.0, ColumnMoments(1)
