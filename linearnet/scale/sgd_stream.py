@@ -15,6 +15,8 @@ of steps per epoch, the smallest rank's share.
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,8 +173,7 @@ class StreamBatches:
         bs, cap = self.batch_size, self.shuffle_buffer
         pool: tuple[torch.Tensor, torch.Tensor] | None = None    # the shuffle buffer
         carry: tuple[torch.Tensor, torch.Tensor] | None = None   # rows out of the buffer, fewer than a batch
-        for chunk in self.chunks(g):
-            X, y = self.transform(chunk)
+        for X, y in _read_ahead(self.chunks(g), self.transform):
             if g is not None:
                 pool = (X, y) if pool is None else (torch.cat([pool[0], X]), torch.cat([pool[1], y]))
                 if len(pool[0]) <= cap:
@@ -196,6 +197,50 @@ class StreamBatches:
         """The same source over every rank's rows, unshuffled (for a rank-local full evaluation)."""
         return StreamBatches(lambda _g: self.chunks(None, all_ranks=True), self.transform, self.batch_size,
                              device=self.device)
+
+
+_END = object()
+
+
+def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 2) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``transform(chunk)`` for each chunk, read and parsed in a background thread ``depth`` chunks ahead.
+
+    Parsing (pandas, pyarrow) and the SGD steps then overlap on two cores. An error of the reader is
+    raised here, in the caller's thread; a consumer that stops early releases the reader.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(transform(chunk)):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="linearnet-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _take(pair: tuple[torch.Tensor, torch.Tensor], idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
