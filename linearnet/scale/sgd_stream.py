@@ -262,8 +262,6 @@ def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
     if config.impl == "closed-form":
         raise ConfigError("the closed form streams on its own (--chunk-rows); --stream is for SGD (--impl scratch "
                           "or concise).")
-    if config.target is None:
-        raise ConfigError(f"--target is required with a table ({config.data}); name the column to predict.")
     rank, world = common["rank"], common["world_size"]
     stats = scan(config, rank, world, config.chunk_rows)
     names, d = stats.names, len(stats.names)
@@ -284,7 +282,7 @@ def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
             X = torch.from_numpy(c.X)
             X = (x_scaler.transform(X) if x_scaler else X).to(torch.float32)
             if lookup is not None:
-                return X, _encode(c, lookup, config.target, what)
+                return X, _encode(c, lookup, config.target or "y", what)  # a .npy's target is its last column
             y = torch.tensor(c.y, dtype=torch.float64).reshape(-1, 1)  # a copy: pyarrow's may be read-only
             return X, (y_scaler.transform(y) if y_scaler else y).to(torch.float32)
         return transform
