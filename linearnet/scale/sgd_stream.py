@@ -27,7 +27,7 @@ import torch
 from ..config import TrainConfig
 from ..data.moments import ColumnMoments
 from ..data.split import is_val_row
-from ..data.tabular import Chunk, canonical_label
+from ..data.tabular import Chunk, _is_number, canonical_label
 from ..errors import ConfigError, DataError
 from .streaming import _files, default_chunk_rows, iter_table_chunks
 
@@ -56,14 +56,6 @@ def sorted_classes(labels) -> list[str]:
     labels = set(labels)
     numeric = all(_is_number(v) for v in labels)
     return sorted(labels, key=float) if numeric else sorted(labels)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def scan(config: TrainConfig, rank: int = 0, world_size: int = 1, chunk_rows: int | None = None) -> StreamStats:
