@@ -162,7 +162,9 @@ def bench_stream_sgd(rep: Report, quick: bool) -> None:
     d = 100
     small, big = (4_000, 40_000) if quick else (250_000, 2_500_000)
     val_rows = 5_000 if quick else 50_000
-    chunk_rows = 20_000
+    from linearnet.scale.sgd_stream import default_stream_chunk_rows
+
+    chunk_rows = default_stream_chunk_rows(d)  # --stream's default chunk, for the read pass and scikit-learn too
     lines = [f"**SGD beyond memory (`--stream`), one epoch, d = {d}, `OMP_NUM_THREADS=1`** (targets: peak "
              "RSS < 500 MB and within 10% between the sizes; epoch rows/s >= 80% of a bare read pass; "
              "validation metric within 1% (accuracy) / 2% (RMSE) of in memory; faster than scikit-learn "
@@ -183,8 +185,7 @@ def bench_stream_sgd(rep: Report, quick: bool) -> None:
                 _write(csv, rows, d, model, seed=1, parquet=pq_ if last else None, vw=vw if last else None)
                 files = [("CSV", csv)] + ([("Parquet", pq_)] if last else [])
                 for kind, path in files:
-                    run = _linearnet(model, path, val, root / "run", tmp, True,
-                                     args + ["--chunk-rows", str(chunk_rows)])
+                    run = _linearnet(model, path, val, root / "run", tmp, True, args)
                     read_s, n = _read_pass(path, chunk_rows, model == "softmax")
                     run.update(rows=rows, file=kind, read_rows_per_s=n / read_s, epoch_rows_per_s=rows / run["epoch_s"])
                     task[f"{kind}-{rows}"] = run

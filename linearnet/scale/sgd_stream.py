@@ -31,12 +31,17 @@ from ..data.tabular import Chunk, _is_number, canonical_label
 from ..errors import ConfigError, DataError
 from .streaming import _files, default_chunk_rows, iter_table_chunks
 
-BUFFER_CHUNKS = 4  # default shuffle buffer: this many default-sized chunks (about 64 MB of float64 rows)
+BUFFER_CHUNKS = 4  # default shuffle buffer: this many default-sized streaming chunks
+
+
+def default_stream_chunk_rows(num_features: int) -> int:
+    """Half the closed form's chunk (about 8 MB of float64): one chunk is parsed while another trains."""
+    return max(1024, default_chunk_rows(num_features) // 2)
 
 
 def default_shuffle_buffer(num_features: int) -> int:
-    """Rows in the default shuffle buffer, sized by the feature count like the closed form's chunks."""
-    return BUFFER_CHUNKS * default_chunk_rows(num_features)
+    """Rows in the default shuffle buffer, sized by the feature count like the chunks (about 16 MB float32)."""
+    return BUFFER_CHUNKS * default_stream_chunk_rows(num_features)
 
 
 @dataclass
@@ -167,12 +172,10 @@ class StreamBatches:
         carry: tuple[torch.Tensor, torch.Tensor] | None = None   # rows out of the buffer, fewer than a batch
         for X, y in _read_ahead(self.chunks(g), self.transform):
             if g is not None:
-                pool = (X, y) if pool is None else (torch.cat([pool[0], X]), torch.cat([pool[1], y]))
-                if len(pool[0]) <= cap:
+                pool, out = _exchange(pool, (X, y), cap, g)
+                if out is None:
                     continue
-                perm = torch.randperm(len(pool[0]), generator=g)
-                out, keep = perm[:len(pool[0]) - cap], perm[len(pool[0]) - cap:]
-                (X, y), pool = _take(pool, out), _take(pool, keep)
+                X, y = out
             carry = (X, y) if carry is None else (torch.cat([carry[0], X]), torch.cat([carry[1], y]))
             full = len(carry[0]) - len(carry[0]) % bs
             for i in range(0, full, bs):
@@ -191,10 +194,36 @@ class StreamBatches:
                              device=self.device)
 
 
+def _exchange(pool, chunk, cap: int, g: torch.Generator):
+    """Mix ``chunk`` into the shuffle buffer ``pool``; returns (pool, rows leaving it or None).
+
+    Of the buffer's and the chunk's rows together, those beyond ``cap`` leave, drawn uniformly at
+    random and in random order; the chunk's remaining rows take the places of the buffer rows that
+    left, in place, so memory stays at the buffer plus a chunk (no buffer-sized copies).
+    """
+    if pool is None:
+        pool = (chunk[0][:0], chunk[1][:0])
+    p, c = len(pool[0]), len(chunk[0])
+    if p + c <= cap:
+        return (torch.cat([pool[0], chunk[0]]), torch.cat([pool[1], chunk[1]])), None
+    leave = torch.randperm(p + c, generator=g)[:p + c - cap]
+    from_pool, from_chunk = leave[leave < p], leave[leave >= p] - p
+    out = (torch.cat([pool[0][from_pool], chunk[0][from_chunk]]), torch.cat([pool[1][from_pool], chunk[1][from_chunk]]))
+    out = _take(out, torch.randperm(len(out[0]), generator=g))
+    stay = torch.ones(c, dtype=torch.bool)
+    stay[from_chunk] = False
+    rest = (chunk[0][stay], chunk[1][stay])
+    k = len(from_pool)
+    pool[0][from_pool], pool[1][from_pool] = rest[0][:k], rest[1][:k]
+    if k < len(rest[0]):  # the buffer is still filling up
+        pool = (torch.cat([pool[0], rest[0][k:]]), torch.cat([pool[1], rest[1][k:]]))
+    return pool, out
+
+
 _END = object()
 
 
-def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 2) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``transform(chunk)`` for each chunk, read and parsed in a background thread ``depth`` chunks ahead.
 
     Parsing (pandas, pyarrow) and the SGD steps then overlap on two cores. An error of the reader is
@@ -266,13 +295,15 @@ def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
     x_scaler = stats.x.standardizer() if config.standardize else None
     y_scaler = stats.y.standardizer() if config.standardize and stats.y is not None else None
     lookup = {canonical_label(c): i for i, c in enumerate(stats.classes)} if stats.classes else None
-    chunk_rows = config.chunk_rows or default_chunk_rows(d)
+    chunk_rows = config.chunk_rows or default_stream_chunk_rows(d)
     bs = max(1, config.batch_size // world)  # the global batch is shared among the ranks, as in memory
 
     def transform_for(what: str):
         def transform(c: Chunk) -> tuple[torch.Tensor, torch.Tensor]:
             X = torch.from_numpy(c.X)
-            X = (x_scaler.transform(X) if x_scaler else X).to(torch.float32)
+            if x_scaler is not None:  # in place on the chunk's own float64 array: no chunk-sized temporaries
+                X.sub_(x_scaler.mean).div_(x_scaler.std)
+            X = X.to(torch.float32)
             if lookup is not None:
                 return X, _encode(c, lookup, config.target or "y", what)  # a .npy's target is its last column
             y = torch.tensor(c.y, dtype=torch.float64).reshape(-1, 1)  # a copy: pyarrow's may be read-only
