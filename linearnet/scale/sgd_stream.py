@@ -284,7 +284,10 @@ def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
         raise ConfigError("the closed form streams on its own (--chunk-rows); --stream is for SGD (--impl scratch "
                           "or concise).")
     rank, world = common["rank"], common["world_size"]
-    stats = scan(config, rank, world, config.chunk_rows)
+    # the statistics pass reads the same chunks as training, so each rank's share (and step count) is the same
+    chunk_rows = config.chunk_rows or default_stream_chunk_rows(len(iter_table_chunks(config.data, config.target,
+                                                                                      config.features)[0]))
+    stats = scan(config, rank, world, chunk_rows)
     names, d = stats.names, len(stats.names)
     task = "classification" if config.model == "softmax" else "regression"
     if task == "classification":
@@ -295,7 +298,6 @@ def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
     x_scaler = stats.x.standardizer() if config.standardize else None
     y_scaler = stats.y.standardizer() if config.standardize and stats.y is not None else None
     lookup = {canonical_label(c): i for i, c in enumerate(stats.classes)} if stats.classes else None
-    chunk_rows = config.chunk_rows or default_stream_chunk_rows(d)
     bs = max(1, config.batch_size // world)  # the global batch is shared among the ranks, as in memory
 
     def transform_for(what: str):
