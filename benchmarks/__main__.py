@@ -17,12 +17,14 @@ from .read import bench_read
 from .scaling import bench_scaling
 from .sklearn_fit import bench_sklearn
 from .softmax import bench_softmax
+from .stream_sgd import bench_stream_sgd
 from .streaming import bench_streaming
 
 # The order here is the order of the README's tables.
 BENCHMARKS = {"read": bench_read, "softmax": bench_softmax, "accuracy": bench_accuracy, "sklearn": bench_sklearn,
               "linreg_sgd": bench_linreg_sgd, "closed_form": bench_closed_form, "streaming": bench_streaming,
-              "scaling": bench_scaling, "cli_end_to_end": bench_cli_end_to_end}
+              "stream_sgd": bench_stream_sgd, "scaling": bench_scaling,
+              "cli_end_to_end": bench_cli_end_to_end}
 
 
 def main(argv=None) -> int:

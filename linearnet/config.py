@@ -55,7 +55,10 @@ class TrainConfig:
     noise: float = 0.01                    # synthetic data: standard deviation of the label noise
     data_dir: str | None = None            # Fashion-MNIST: explicit directory holding the IDX files
     allow_download: bool = True            # Fashion-MNIST: may download from the official mirrors
-    chunk_rows: int | None = None          # closed form: stream the data in chunks of this many rows
+    chunk_rows: int | None = None          # closed form / --stream: read the data in chunks of this many rows
+    stream: bool = False                   # SGD from the file in chunks (never all in memory); file or folder
+    shuffle_buffer: int | None = None      # --stream: rows in the shuffle buffer; None: 4 chunks' worth
+    val_data: str | None = None            # a separate validation table (then no rows are held out of --data)
     checkpoint_every: int | None = None    # epochs between checkpoints; None: 1 unless the run is tiny
     progress: bool = True                  # show a progress bar within each epoch
     allow_many_classes: bool = False       # softmax: accept a fractional numeric target with many values
@@ -95,6 +98,13 @@ class TrainConfig:
         _check(isinstance(self.seed, int) and 0 <= self.seed < 2**63 - 1, "--seed must be an integer from 0 to "
                "2**63 - 2")
         _check(self.checkpoint_every is None or self.checkpoint_every >= 0, "--checkpoint-every must be >= 0")
+        _check(self.shuffle_buffer is None or (isinstance(self.shuffle_buffer, int) and self.shuffle_buffer > 0),
+               "--shuffle-buffer must be a positive number of rows")
+        _check(self.shuffle_buffer is None or self.stream, "--shuffle-buffer applies to --stream only")
+        _check(not self.stream or self.is_csv, "--stream trains from a file or folder; give --data PATH")
+        _check(self.val_data is None or self.is_csv, "--val-data applies to training on a table (--data PATH)")
+        _check(self.val_data is None or self.impl != "closed-form" or not (self.stream or self.chunk_rows),
+               "the streamed closed form holds validation rows out by --val-fraction; --val-data is for SGD")
         if self.features is not None and not isinstance(self.features, tuple):
             object.__setattr__(self, "features", tuple(self.features))
         if not isinstance(self.true_w, tuple):
@@ -107,10 +117,10 @@ class TrainConfig:
 
     @property
     def resolved_val_fraction(self) -> float:
-        """Validation share: 0.2 for CSV files, 0 for synthetic data and Fashion-MNIST (it has a test set)."""
+        """Validation share: 0.2 for CSV files, 0 with --val-data, synthetic data and Fashion-MNIST (test set)."""
         if self.val_fraction is not None:
             return self.val_fraction
-        return 0.2 if self.is_csv else 0.0
+        return 0.2 if self.is_csv and self.val_data is None else 0.0
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A validated copy with some fields changed."""

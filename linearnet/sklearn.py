@@ -11,10 +11,12 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .data import Batches
+from .data.moments import ColumnMoments
 from .data.tabular import column_stats
 from .errors import DivergenceError
 from .models import build_learner, build_net, least_squares
@@ -69,24 +71,86 @@ class _SGDEstimator(BaseEstimator):
         order = np.argsort(key, kind="stable")
         return X[order], y[order]
 
-    def _train(self, kind: str, Z: torch.Tensor, y: torch.Tensor, k: int, loss: str = "squared"
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """Train on standardized inputs with the shared loop; returns weight (k, d) and bias (k,)."""
-        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+    def _train(self, kind: str, Z: torch.Tensor, y: torch.Tensor, k: int, loss: str = "squared",
+               init: tuple[np.ndarray, np.ndarray] | None = None, step: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Train on standardized inputs with the shared loop; returns weight (k, d) and bias (k,).
+
+        ``init`` (weight, bias) continues from those parameters for one epoch (``partial_fit``'s pass
+        over its batch, the ``step``-th call shuffling with its own seed) instead of ``max_iter`` epochs.
+        """
+        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1)) + step
         device = torch.device(self.device)
         # the chapter's derived gradients applied in place: no autograd needed, the fastest of the three
-        net = build_net(kind, "analytic", Z.shape[1], k, seed=seed).to(device)
+        net = build_net(kind, "analytic", Z.shape[1], k, seed=seed)
+        if init is not None:  # partial_fit: continue from the current coefficients
+            net.load(torch.from_numpy(init[0]).float(), torch.from_numpy(init[1]).float())
+        net = net.to(device)
         learner = build_learner(net, kind, "analytic", self.lr, self.alpha, loss)
         batches = Batches(Z, y, min(int(self.batch_size), len(Z)), shuffle=True, seed=seed + 1, device=device)
         try:
-            history = fit(learner, batches, int(self.max_iter), classify=kind == "softmax", base_lr=self.lr,
-                          lr_schedule=self.lr_schedule)
+            history = fit(learner, batches, 1 if init is not None else int(self.max_iter),
+                          classify=kind == "softmax", base_lr=self.lr,
+                          lr_schedule="constant" if init is not None else self.lr_schedule)
         except DivergenceError as exc:  # the loop's advice names the CLI's --lr; the caller set lr
             raise DivergenceError(f"{str(exc).split(';')[0]}; try a smaller lr (for example lr={self.lr / 10:g})."
                                   ) from None
-        self.n_iter_ = len(history)
+        self.n_iter_ = len(history) if init is None else step + 1
         weight, bias = net.export()
         return weight.cpu().double().numpy(), bias.cpu().double().numpy()
+
+    def _partial_pass(self, kind: str, X: np.ndarray, Y: np.ndarray, k: int, coef: np.ndarray | None,
+                      intercept: np.ndarray | None, loss: str = "squared") -> tuple[np.ndarray, np.ndarray]:
+        """``partial_fit``: one SGD pass over this batch, continuing from ``coef``/``intercept`` (caller units).
+
+        The standardization statistics run over every batch seen so far (:class:`ColumnMoments`); the
+        parameters are carried across calls in the caller's units and mapped into the current
+        standardized units before each pass, so a statistic that moves never misplaces the model.
+        ``Y`` is (n, outputs) float targets (regression, one model per column) or (n,) class indices.
+        """
+        state = getattr(self, "_partial_state", None)
+        if state is None or coef is None:
+            outputs = 1 if kind == "softmax" else Y.shape[1]
+            state = self._partial_state = {"x": ColumnMoments(X.shape[1]), "y": ColumnMoments(outputs), "calls": 0}
+        state["x"].add(X)
+        xs = state["x"].standardizer()
+        mean, std = xs.mean.numpy(), xs.std.numpy()
+        Z = torch.from_numpy(((X - mean) / std).astype(np.float32))
+        if kind == "softmax":
+            init = self._initial(kind, X.shape[1], k) if coef is None else (coef * std, intercept + coef @ mean)
+            W, b = self._train(kind, Z, torch.from_numpy(Y.astype(np.int64)), k, init=init, step=state["calls"])
+            state["calls"] += 1
+            coef = W / std
+            return coef, b - coef @ mean
+        state["y"].add(Y)
+        ys = state["y"].standardizer()
+        ym, ysd = ys.mean.numpy(), ys.std.numpy()
+        out_w, out_b = np.empty((Y.shape[1], X.shape[1])), np.empty(Y.shape[1])
+        for j in range(Y.shape[1]):
+            init = self._initial(kind, X.shape[1], 1) if coef is None else \
+                (coef[j:j + 1] * std / ysd[j], np.array([(intercept[j] - ym[j] + coef[j] @ mean) / ysd[j]]))
+            yt = torch.from_numpy(((Y[:, j] - ym[j]) / ysd[j]).astype(np.float32)).reshape(-1, 1)
+            w, bb = self._train(kind, Z, yt, 1, loss, init=init, step=state["calls"])
+            w = w.reshape(-1) / std
+            out_w[j], out_b[j] = ysd[j] * w, ysd[j] * (bb[0] - w @ mean) + ym[j]
+        state["calls"] += 1
+        return out_w, out_b
+
+    def _partial_rows(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> tuple[np.ndarray, np.ndarray]:
+        """A batch as float64 rows, weights applied as in ``fit`` (integer weights repeat rows)."""
+        X = np.asarray(X, dtype=np.float64)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum.")
+            X, Y = self._weighted_rows(X, Y, sample_weight, int(check_random_state(self.random_state)
+                                                               .randint(0, 2**31 - 1)))
+        return self._canonical_order(X, Y)
+
+    def _initial(self, kind: str, d: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The seeded initialisation that ``fit`` starts from (weights ~ N(0, 0.01), zero bias)."""
+        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        w, b = build_net(kind, "concise", d, k, seed=seed).export()
+        return w.double().numpy(), b.double().numpy()
 
     def _input(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -126,6 +190,7 @@ class LinearRegression(RegressorMixin, _SGDEstimator):
 
     def fit(self, X, y, sample_weight=None):
         X, y = validate_data(self, X, y, y_numeric=True, dtype=_DTYPES, multi_output=True)
+        self._partial_state = None  # a later partial_fit continues from this fit with fresh statistics
         if self.solver not in ("closed-form", "sgd"):
             raise ValueError(f"solver must be 'closed-form' or 'sgd', got {self.solver!r}")
         if sample_weight is not None:
@@ -168,6 +233,31 @@ class LinearRegression(RegressorMixin, _SGDEstimator):
     def predict(self, X):
         return self._input(X) @ self.coef_.T + self.intercept_
 
+    @available_if(lambda self: self.solver == "sgd")
+    def partial_fit(self, X, y, sample_weight=None):
+        """One SGD pass over this batch (``solver='sgd'`` only), continuing from the previous calls.
+
+        Standardization statistics run over every batch seen so far; ``fit`` starts afresh.
+        """
+        first = not hasattr(self, "coef_")
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=_DTYPES, multi_output=True, reset=first)
+        self._check_sgd_params()
+        if self.loss not in ("squared", "huber"):
+            raise ValueError(f"loss must be 'squared' or 'huber', got {self.loss!r}")
+        y64 = np.asarray(y, dtype=np.float64)
+        if not first and y64.ndim != np.ndim(self.coef_):
+            raise ValueError("y must have the same number of outputs on every call of partial_fit.")
+        X, Y = self._partial_rows(X, y64.reshape(len(y64), -1), sample_weight)
+        coef, intercept = (None, None) if first else (np.atleast_2d(self.coef_), np.atleast_1d(self.intercept_))
+        if coef is not None and coef.shape[0] != Y.shape[1]:
+            raise ValueError("y must have the same number of outputs on every call of partial_fit.")
+        weight, bias = self._partial_pass("linreg", X, Y, 1, coef, intercept, self.loss)
+        if y64.ndim == 1:
+            self.coef_, self.intercept_ = weight.reshape(-1), float(bias[0])
+        else:
+            self.coef_, self.intercept_ = weight, bias
+        return self
+
 
 class SoftmaxRegression(ClassifierMixin, _SGDEstimator):
     """Multinomial logistic (softmax) regression trained by minibatch SGD on the cross-entropy.
@@ -195,6 +285,7 @@ class SoftmaxRegression(ClassifierMixin, _SGDEstimator):
         X, y = validate_data(self, X, y, dtype=_DTYPES)
         check_classification_targets(y)
         self._check_sgd_params()
+        self._partial_state = None  # a later partial_fit continues from this fit with fresh statistics
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
             if not sample_weight.sum() > 0:
@@ -210,6 +301,33 @@ class SoftmaxRegression(ClassifierMixin, _SGDEstimator):
         w, b = self._train("softmax", Z, torch.from_numpy(encoded.astype(np.int64)), len(self.classes_))
         self.coef_ = w / std
         self.intercept_ = b - self.coef_ @ mean
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One SGD pass over this batch, continuing from the previous calls.
+
+        ``classes`` (every label the stream can hold) is required on the first call, as in
+        scikit-learn; standardization statistics run over every batch seen so far.
+        """
+        first = not hasattr(self, "coef_")
+        X, y = validate_data(self, X, y, dtype=_DTYPES, reset=first)
+        check_classification_targets(y)
+        self._check_sgd_params()
+        if first:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self.classes_ = np.unique(classes)
+            if len(self.classes_) < 2:
+                raise ValueError("Classifier can't train when only one class is present.")
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"classes={np.unique(classes)} differs from the first call's {self.classes_}.")
+        unknown = np.setdiff1d(y, self.classes_)
+        if len(unknown):
+            raise ValueError(f"y holds labels {unknown[:5]} that are not in classes {self.classes_}.")
+        X, encoded = self._partial_rows(X, np.searchsorted(self.classes_, y), sample_weight)
+        self.coef_, self.intercept_ = self._partial_pass("softmax", X, encoded, len(self.classes_),
+                                                         None if first else self.coef_,
+                                                         None if first else self.intercept_)
         return self
 
     def _logits(self, X) -> np.ndarray:

@@ -167,3 +167,39 @@ def test_killed_rank_is_restarted_and_resumes_to_the_same_parameters(two_process
     assert "resuming" in out
     got, ref = load_model(run), load_model(reference)
     assert torch.equal(got.weight, ref.weight) and torch.equal(got.bias, ref.bias)
+
+
+def test_streamed_sgd_two_ranks_read_disjoint_files_and_count_every_row_once(tmp_path):
+    import json
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(4000, 3))
+    y = (X @ rng.normal(size=(3, 3)) + rng.gumbel(0, 0.3, (4000, 3))).argmax(1)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(3000), 3)):  # 3 files over 2 ranks: 2000 and 1000 rows
+        pq.write_table(pa.table({"a": X[part, 0], "b": X[part, 1], "c": X[part, 2], "y": y[part]}),
+                       folder / f"p{i}.parquet")
+    val = tmp_path / "val.parquet"
+    pq.write_table(pa.table({"a": X[3000:, 0], "b": X[3000:, 1], "c": X[3000:, 2], "y": y[3000:]}), val)
+    run = tmp_path / "run"
+    out = torchrun("-m", "linearnet", "train", "softmax", "--data", folder, "--target", "y", "--stream",
+                   "--val-data", val, "--epochs", "2", "--batch-size", "64", "--no-progress", "--out", run)
+    assert out.count("epoch 2,") == 1 and out.count("run folder:") == 1  # rank 0 alone prints and writes
+    m = load_model(run)
+    Z = (X[3000:] - m.extras["x_mean"].numpy()) / m.extras["x_std"].numpy()
+    pred = (Z @ m.weight.double().numpy().T + m.bias.double().numpy()).argmax(1)
+    acc = float((pred == y[3000:]).mean())
+    metrics = json.loads((run / "metrics.json").read_text())
+    # the last epoch's validation accuracy, reduced over the ranks, counts each of the 1000 rows once
+    assert abs(metrics["val_acc"] - acc) < 1e-9 and sum(map(sum, metrics["confusion_matrix"])) == 1000
+    # the statistics are merged over the ranks: those of all 3000 training rows
+    assert np.allclose(m.extras["x_mean"].numpy(), X[:3000].mean(0), atol=1e-12)
+    single = train_run(TrainConfig.create("softmax", data=str(folder), target="y", stream=True, val_data=str(val),
+                                          epochs=2, batch_size=64, progress=False), tmp_path / "one",
+                       log=lambda s: None, write_figures=False)
+    assert abs(acc - single.metrics["val_acc"]) < 0.03  # other batches (and unused rows of the fuller rank)

@@ -75,3 +75,47 @@ def test_random_state_makes_fits_reproducible():
 @pytest.mark.parametrize("est", [LinearRegression(), SoftmaxRegression()])
 def test_expected_failures_list_is_short(est):
     assert len(expected_failed_checks(est)) <= 2
+
+
+# ----- partial_fit ------------------------------------------------------------------------------------
+def _blobs(n, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = rng.normal(size=(n, 4)) * [1, 5, 50, 0.1] + np.eye(3, 4)[y] * [2, 10, 100, 0.2] + [0, 3, -400, 7]
+    return X, np.array(["a", "b", "c"])[y]
+
+
+def test_softmax_partial_fit_over_chunks_learns_like_fit():
+    X, y = _blobs(3000, 0)
+    Xv, yv = _blobs(1000, 1)
+    est = SoftmaxRegression(random_state=0, batch_size=32)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        SoftmaxRegression().partial_fit(X[:10], y[:10])
+    for epoch in range(3):
+        for part in np.array_split(np.arange(3000), 10):
+            est.partial_fit(X[part], y[part], classes=["a", "b", "c"] if epoch == 0 else None)
+    full = SoftmaxRegression(random_state=0, batch_size=32, max_iter=3).fit(X, y)
+    assert list(est.classes_) == ["a", "b", "c"]
+    assert est.score(Xv, yv) > 0.8 and abs(est.score(Xv, yv) - full.score(Xv, yv)) < 0.02
+    # the classes come from classes=, not the batch: a first batch with one label still trains
+    one = SoftmaxRegression(random_state=0).partial_fit(X[y == "a"][:50], y[y == "a"][:50], classes=["a", "b", "c"])
+    assert one.coef_.shape == (3, 4)
+    with pytest.raises(ValueError, match="not in classes"):
+        one.partial_fit(X[:5], np.array(["a", "b", "z", "a", "b"]))
+    with pytest.raises(ValueError, match="features"):
+        one.partial_fit(X[:5, :3], y[:5])
+
+
+def test_linear_regression_partial_fit_reaches_the_least_squares_answer():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(4000, 3)) * [1, 100, 0.01] + [0, 1e4, 5]
+    y = X @ [2.0, -0.03, 300.0] + 7 + rng.normal(0, 0.1, 4000)
+    exact = LinearRegression().fit(X, y)
+    est = LinearRegression(solver="sgd", random_state=0, lr=0.02, batch_size=16)
+    for _ in range(4):
+        for part in np.array_split(np.arange(4000), 8):
+            est.partial_fit(X[part], y[part])
+    assert np.allclose(est.coef_, exact.coef_, rtol=0.01)
+    rmse = np.sqrt(((est.predict(X) - y) ** 2).mean())  # the offsets (1e4, 5) land in the intercept
+    assert rmse < 1.05 * np.sqrt(((exact.predict(X) - y) ** 2).mean())
+    assert not hasattr(LinearRegression(), "partial_fit")  # the closed form solves once, it does not stream

@@ -73,7 +73,7 @@ def cmd_train(args: argparse.Namespace, env: dict[str, str]) -> int:
         config = config_from_args(args)
         run_dir = Path(args.out) if args.out else default_run_dir(config)
     args._run_dir = run_dir
-    streamed = config.is_csv and (config.chunk_rows or Path(config.data).suffix != ".csv")
+    streamed = config.is_csv and (config.stream or config.chunk_rows or Path(config.data).suffix != ".csv")
     if config.impl == "closed-form" and streamed:
         from ..scale.streaming import train_streaming
 

@@ -58,6 +58,11 @@ def _add_train(sub) -> None:
     p.add_argument("--data-dir", help="Fashion-MNIST: folder with the IDX files")
     p.add_argument("--no-download", action="store_true", help="Fashion-MNIST: never download")
     p.add_argument("--chunk-rows", type=_positive_int, help="closed form: stream files in chunks of N rows")
+    p.add_argument("--stream", action="store_true",
+                   help="SGD from PATH (file or folder) in chunks through a shuffle buffer, never all in memory")
+    p.add_argument("--shuffle-buffer", type=_positive_int, metavar="ROWS",
+                   help="--stream: rows mixed in the shuffle buffer (default 4 chunks' worth)")
+    p.add_argument("--val-data", metavar="PATH", help="a separate validation table (no rows held out of --data)")
     p.add_argument("--checkpoint-every", type=_positive_int, help="epochs between checkpoints (0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--allow-many-classes", action="store_true",
@@ -120,7 +125,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr_schedule=args.lr_schedule, val_fraction=args.val_fraction, resize=args.resize,
         normalize=args.normalize or None, device=args.device, seed=args.seed, num_examples=args.num_examples,
         noise=args.noise, data_dir=args.data_dir, allow_download=not args.no_download,
-        chunk_rows=args.chunk_rows, checkpoint_every=args.checkpoint_every,
+        chunk_rows=args.chunk_rows, checkpoint_every=args.checkpoint_every, stream=args.stream or None,
+        shuffle_buffer=args.shuffle_buffer, val_data=args.val_data,
         progress=not args.no_progress, allow_many_classes=args.allow_many_classes or None)
 
 

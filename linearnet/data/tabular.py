@@ -66,6 +66,7 @@ class Chunk:
     y: np.ndarray | None
     rows: np.ndarray
     where: Where
+    path: Path | None = None  # the file the rows came from (set by the folder iterator; for messages)
 
 
 def table_kind(path: Path) -> str:

@@ -44,13 +44,15 @@ def _files(path: Path) -> list[Path]:
 
 def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk_rows: int | None = None,
                       rank: int = 0, world_size: int = 1, *, labels: bool = False, part: str = "all",
-                      val_fraction: float = 0.0) -> tuple[list[str], Iterator[Chunk]]:
+                      val_fraction: float = 0.0, order: torch.Generator | None = None
+                      ) -> tuple[list[str], Iterator[Chunk]]:
     """Feature names and this rank's :class:`~linearnet.data.tabular.Chunk` s of a file or folder.
 
     ``part`` keeps "all" rows, only the "train" rows or only the "val" rows of the split by row
     index with ``val_fraction``. ``labels=True`` returns the target as canonical string labels.
     A ``.npy`` file's last column is the target (``target`` may then be None). Chunk ``i`` belongs to
-    rank ``i % world_size``; in a folder of several files each rank reads whole files.
+    rank ``i % world_size``; in a folder of several files each rank reads whole files, in an order
+    drawn from ``order`` when given (streamed SGD shuffles the file order per epoch).
     """
     path = Path(path)
     files = _files(path)
@@ -65,7 +67,10 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
     many = len(files) > 1
 
     def every_chunk():
-        for f in (files[rank::world_size] if many else files):
+        mine = files[rank::world_size] if many else files
+        if order is not None:
+            mine = [mine[i] for i in torch.randperm(len(mine), generator=order).tolist()]
+        for f in mine:
             names, chunks = read_chunks(f, tgt, features, chunk_rows, labels=labels,
                                         rank=0 if many else rank, world_size=1 if many else world_size)
             if names != first_names:
@@ -81,6 +86,7 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
                 elif part == "val":
                     continue
                 if len(c.rows):
+                    c.path = f
                     yield c
 
     return first_names, every_chunk()

@@ -83,8 +83,10 @@ def _py_state_from_json(state: list) -> tuple:
 
 
 def save_checkpoint(run_dir: Path, params: dict[str, torch.Tensor], optimizer: dict[str, torch.Tensor],
-                    epoch: int, history: list[dict], batch_generators: dict[str, torch.Generator]) -> Path:
-    """Write the checkpoint for the end of ``epoch`` (atomic, SIGINT-safe)."""
+                    epoch: int, history: list[dict], batch_generators: dict[str, torch.Generator],
+                    stream: dict | None = None) -> Path:
+    """Write the checkpoint for the end of ``epoch`` (atomic, SIGINT-safe); ``stream``: a streamed
+    source's position (epoch, file, offset; its generator is among ``batch_generators``)."""
     from safetensors.torch import save_file
 
     rng_tensors, rng_meta = rng_states(batch_generators)
@@ -93,6 +95,8 @@ def save_checkpoint(run_dir: Path, params: dict[str, torch.Tensor], optimizer: d
     tensors.update({k: v.contiguous() for k, v in rng_tensors.items()})
     meta = {"epoch": str(epoch), "history": json.dumps(history), "rng": json.dumps(rng_meta),
             "format_version": "1", DIGEST_KEY: tensors_digest(tensors)}
+    if stream is not None:
+        meta["stream"] = json.dumps(stream)
     path = Path(run_dir) / CHECKPOINT_NAME
     with deferred_sigint(), atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -112,7 +116,7 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
             meta = fh.metadata() or {}
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
         out = {"epoch": int(meta["epoch"]), "history": json.loads(meta["history"]),
-               "rng_meta": json.loads(meta["rng"])}
+               "rng_meta": json.loads(meta["rng"]), "stream": json.loads(meta.get("stream", "null"))}
     except (SafetensorError, KeyError, ValueError, OSError) as exc:
         raise ModelFileError(f"{path}: unreadable checkpoint ({exc}); start the run again.") from None
     check_digest(tensors, meta, str(path))

@@ -63,6 +63,10 @@ def prepare(config: TrainConfig, rank: int = 0, world_size: int = 1, data_env: s
         prepared = _fashion_mnist(config, common, data_env, log)
     elif config.data == "synthetic":
         prepared = _synthetic(config, common)
+    elif config.stream:  # SGD beyond memory: chunks through a shuffle buffer, never the whole table
+        from ..scale.sgd_stream import prepare_stream
+
+        prepared = prepare_stream(config, common, EVAL_BATCH)
     else:
         prepared = _csv(config, common)
     prepared.load_seconds = time.perf_counter() - start
@@ -88,8 +92,8 @@ def _csv(config: TrainConfig, common: dict) -> PreparedData:
     if config.target is None:
         raise ConfigError(f"--target is required with a CSV file ({config.data}); name the column to predict.")
     if Path(config.data).is_dir():
-        raise ConfigError(f"{config.data} is a folder; only the closed form streams a folder of files "
-                          "(--impl closed-form), SGD needs one table file.")
+        raise ConfigError(f"{config.data} is a folder; train on a folder of files with --stream (or the closed "
+                          "form, --impl closed-form), or give one table file.")
     task = "regression" if config.model == "linreg" else "classification"
     table = load_csv(config.data, config.target, config.features, task=task)
     if task == "classification":
@@ -114,7 +118,10 @@ def _csv(config: TrainConfig, common: dict) -> PreparedData:
     X_train, y_train = tx(X_tr), ty(y_tr)
     train = Batches(X_train, y_train, config.batch_size, shuffle=True, seed=config.seed + 1, **common)
     evals = {}
-    if len(va):
+    if config.val_data is not None:  # a separate validation table, read with the training table's classes
+        val = load_csv(config.val_data, config.target, table.feature_names, task=task, classes=table.classes)
+        evals["val"] = Batches(tx(val.X), ty(val.y), EVAL_BATCH, **common)
+    elif len(va):
         evals["val"] = Batches(tx(table.X[va]), ty(table.y[va]), EVAL_BATCH, **common)
     else:
         evals["train_eval"] = Batches(X_train, y_train, EVAL_BATCH, **common)

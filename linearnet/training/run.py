@@ -204,6 +204,8 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
         net.load_state_dict({k: v.to(device) for k, v in ckpt["params"].items()})
         restore_rng_states(ckpt["rng_tensors"], ckpt["rng_meta"], data.batch_generators)
         history = ckpt["history"]
+        if ckpt.get("stream") is not None and hasattr(data.train, "restore"):
+            data.train.restore(ckpt["stream"])
         say(f"resuming {source} after epoch {ckpt['epoch']} of {config.epochs}")
     module = net
     if dist.is_available() and dist.is_initialized() and config.impl == "analytic":
@@ -231,7 +233,7 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
         write_csv(run_dir / "history.csv", hist)  # as epochs complete, so a run can be watched
         if every and (record["epoch"] % every == 0 or record["epoch"] == config.epochs):
             save_checkpoint(run_dir, module.state_dict(), learner.optimizer_state(), record["epoch"], hist,
-                            data.batch_generators)
+                            data.batch_generators, getattr(data.train, "state", lambda: None)())
         if live_fig is not None:  # redrawn at most once a second, always after the last epoch
             live_fig.show(lambda: _history_figure(hist, data), final=record["epoch"] == config.epochs)
 
@@ -252,7 +254,8 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
 def _checkpoint_every(config: TrainConfig, data: PreparedData) -> int:
     if config.checkpoint_every is not None:
         return config.checkpoint_every
-    return 1 if len(data.train.X) * max(config.epochs, 1) >= 100_000 else 0
+    rows = data.info["train_rows"] if "train_rows" in data.info else len(data.train.X)
+    return 1 if rows * max(config.epochs, 1) >= 100_000 else 0
 
 
 def summary_line(record: dict, data: PreparedData) -> str:
@@ -341,13 +344,7 @@ def _metrics(config: TrainConfig, data: PreparedData, history: list[dict], modul
         out["w_error"] = (true_w - weight.cpu().reshape(-1)).tolist()
         out["b_error"] = float(config.true_b - bias.cpu().reshape(-1)[0])
     if data.task == "regression" and "val" in data.evals:
-        ev = data.evals["val"]
-        with torch.no_grad():
-            pred = module(ev.X.to(next(module.parameters()).device)).cpu()
-        y = ev.y
-        if data.y_scaler is not None:
-            pred, y = data.y_scaler.inverse(pred), data.y_scaler.inverse(y)
-        out["val_rmse"], out["val_r2"] = M.rmse(pred, y), M.r2_score(pred, y)
+        out["val_rmse"], out["val_r2"] = _val_regression(module, _single(data.evals["val"]), data.y_scaler)
     if data.task == "classification":
         name = "test" if "test" in data.evals else ("val" if "val" in data.evals else None)
         if name is not None:
@@ -359,10 +356,29 @@ def _metrics(config: TrainConfig, data: PreparedData, history: list[dict], modul
     return out
 
 
+def _val_regression(module, batches, y_scaler) -> tuple[float, float]:
+    """RMSE and R^2 in the target's units, accumulated batch by batch (a streamed set is never held whole)."""
+    from ..data.moments import ColumnMoments
+
+    device = next(module.parameters()).device
+    sse, ys = 0.0, ColumnMoments(1)
+    with torch.no_grad():
+        for X, y in batches:
+            pred, y = module(X.to(device)).cpu(), y.cpu()
+            if y_scaler is not None:
+                pred, y = y_scaler.inverse(pred), y_scaler.inverse(y)
+            sse += float(((pred.double() - y.double().reshape(pred.shape)) ** 2).sum())
+            ys.add(y.double().reshape(-1, 1).numpy())
+    sst = float(ys.m2[0])
+    return (sse / max(ys.n, 1)) ** 0.5, (1 - sse / sst if sst > 0 else float("nan"))
+
+
 def _single(batches):
     """The same batch source without distributed sharding (for rank-local full evaluations)."""
     from ..data import Batches
 
+    if hasattr(batches, "single"):  # a streamed source
+        return batches.single()
     return Batches(batches.X, batches.y, batches.batch_size, transform=batches.transform, device=batches.device)
 
 

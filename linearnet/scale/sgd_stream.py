@@ -1,0 +1,365 @@
+"""SGD beyond memory: minibatches streamed from files through a shuffle buffer (``train ... --stream``).
+
+The rows are read in chunks by the one table reader (via
+:func:`~linearnet.scale.streaming.iter_table_chunks`), so memory stays at a few chunks plus the
+shuffle buffer whatever the file size. One streamed pass first gathers the standardization
+statistics (Chan's merge of per-chunk means and sums of squares, float64) and the class set; then
+:class:`StreamBatches` serves the training loop exactly like :class:`~linearnet.data.Batches`:
+each epoch the file order is drawn from its generator, and every chunk passes through a buffer
+of ``shuffle_buffer`` rows from which rows leave in random order. Validation rows are picked by
+row index (or come from ``--val-data``), so no second copy of the data is made. Under torchrun
+each rank reads its own files (a folder) or chunks (one file); every rank takes the same number
+of steps per epoch, the smallest rank's share.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+from ..data.moments import ColumnMoments
+from ..data.split import is_val_row
+from ..data.tabular import Chunk, _is_number, canonical_label
+from ..errors import ConfigError, DataError
+from .streaming import _files, default_chunk_rows, iter_table_chunks
+
+BUFFER_CHUNKS = 4  # default shuffle buffer: this many default-sized streaming chunks
+
+
+def default_stream_chunk_rows(num_features: int) -> int:
+    """Half the closed form's chunk (about 8 MB of float64): one chunk is parsed while another trains."""
+    return max(1024, default_chunk_rows(num_features) // 2)
+
+
+def default_shuffle_buffer(num_features: int) -> int:
+    """Rows in the default shuffle buffer, sized by the feature count like the chunks (about 16 MB float32)."""
+    return BUFFER_CHUNKS * default_stream_chunk_rows(num_features)
+
+
+@dataclass
+class StreamStats:
+    """What one pass over the training rows tells: names, row count, scalers and classes."""
+
+    names: list[str]
+    rows: int                         # training rows over every rank
+    local_rows: int                   # this rank's training rows
+    x: ColumnMoments
+    y: ColumnMoments | None           # regression targets
+    classes: list[str] | None         # classification: labels sorted as in memory
+
+
+def sorted_classes(labels) -> list[str]:
+    """Labels sorted numerically when every one is a number, else as text (as the in-memory reader does)."""
+    labels = set(labels)
+    numeric = all(_is_number(v) for v in labels)
+    return sorted(labels, key=float) if numeric else sorted(labels)
+
+
+def scan(config: TrainConfig, rank: int = 0, world_size: int = 1, chunk_rows: int | None = None) -> StreamStats:
+    """One streamed pass over this rank's training rows, merged over the ranks."""
+    classify = config.model == "softmax"
+    fraction = config.resolved_val_fraction
+    names, chunks = iter_table_chunks(config.data, config.target, config.features, chunk_rows, rank, world_size,
+                                      labels=classify)
+    x = ColumnMoments(len(names))
+    y = None if classify else ColumnMoments(1)
+    labels: set[str] = set()
+    for c in chunks:
+        if classify:  # the classes come from every row, validation rows too, as in memory
+            labels.update(c.y.tolist())
+        train = ~is_val_row(c.rows, fraction) if fraction > 0 else slice(None)
+        x.add(c.X[train])
+        if not classify:
+            y.add(c.y[train, None])
+    local = x.n
+    if world_size > 1:
+        x, y, labels = _merge_ranks(x, y, labels, world_size)
+    return StreamStats(names, x.n, local, x, y, sorted_classes(labels) if classify else None)
+
+
+def _merge_ranks(x: ColumnMoments, y: ColumnMoments | None, labels: set[str], world: int):
+    """Every rank's statistics merged in rank order, so all ranks hold the same numbers."""
+    import torch.distributed as dist
+
+    def gather(m: ColumnMoments) -> ColumnMoments:
+        parts = [torch.empty_like(m.to_tensor()) for _ in range(world)]
+        dist.all_gather(parts, m.to_tensor())
+        d = len(m.mean)
+        out = ColumnMoments(d)
+        for p in parts:
+            v = p.numpy()
+            out.merge(int(v[0]), v[1:1 + d], v[1 + d:])
+        return out
+
+    everyone: list = [None] * world
+    dist.all_gather_object(everyone, sorted(labels))  # label strings only (the file's own cells)
+    return gather(x), (gather(y) if y is not None else None), set().union(*map(set, everyone))
+
+
+class StreamBatches:
+    """Iterable of ``(X, y)`` minibatches streamed from a table file or folder, like :class:`Batches`.
+
+    Parameters
+    ----------
+    chunks : ``chunks(order)`` returns this rank's :class:`Chunk` s for one pass, the file order drawn
+        from the generator ``order`` (None keeps it).
+    transform : turns a chunk into model-ready tensors ``(X float32 (n, d), y)``.
+    batch_size : rows per batch on this rank.
+    shuffle_buffer : rows held back and mixed; each row leaves the buffer at a uniformly random
+        place. 0 (evaluation) passes the chunks through in order.
+    seed : seeds the generator (file order and buffer) that the checkpoint saves and restores.
+    steps : at most this many batches per pass (ranks must take equally many steps), None for all.
+    """
+
+    def __init__(self, chunks: Callable[[torch.Generator | None], Iterator[Chunk]],
+                 transform: Callable[[Chunk], tuple[torch.Tensor, torch.Tensor]], batch_size: int,
+                 shuffle_buffer: int = 0, seed: int = 0, device: str | torch.device = "cpu",
+                 steps: int | None = None, files: list[Path] | None = None) -> None:
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
+        self.chunks, self.transform = chunks, transform
+        self.batch_size, self.shuffle_buffer = batch_size, shuffle_buffer
+        self.shuffle = shuffle_buffer > 0
+        self.generator = torch.Generator().manual_seed(seed)
+        self.device = torch.device(device)
+        self.steps = steps
+        self.files = files or []
+        self.epoch = 0  # passes started; saved with the checkpoint beside the generator's state
+
+    def state(self) -> dict:
+        """The stream position for a checkpoint taken between epochs (the generator is saved beside it)."""
+        return {"epoch": self.epoch, "file": 0, "offset": 0,
+                "files": [[str(f), _size(f)] for f in self.files]}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint's position; the files must be the ones it was taken over."""
+        now = [[str(f), _size(f)] for f in self.files]
+        if state.get("files", now) != now:
+            raise DataError(f"{self.files[0] if self.files else 'the data'}: the data files changed since the "
+                            "checkpoint (names or sizes differ); resume with the same files or start again.")
+        if state.get("file", 0) or state.get("offset", 0):
+            raise DataError("the checkpoint stops inside an epoch, which this version cannot resume; start again.")
+        self.epoch = int(state["epoch"])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        gone = [f for f in self.files if not f.is_file()]
+        if gone:  # a folder is listed afresh each pass: a vanished file would otherwise be skipped silently
+            raise DataError(f"{gone[0]}: file not found (it was there when training started); restore it, or "
+                            "start again without it.")
+        self.epoch += 1
+        g = self.generator if self.shuffle else None
+        steps = 0
+        for X, y in self._rows(g):
+            if self.steps is not None and steps >= self.steps:
+                return
+            steps += 1
+            if self.device.type != "cpu":
+                X, y = X.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            yield X, y
+
+    def _rows(self, g: torch.Generator | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of ``batch_size`` rows (the last one shorter) out of the chunks, through the buffer."""
+        bs, cap = self.batch_size, self.shuffle_buffer
+        pool: tuple[torch.Tensor, torch.Tensor] | None = None    # the shuffle buffer
+        carry: tuple[torch.Tensor, torch.Tensor] | None = None   # rows out of the buffer, fewer than a batch
+        for X, y in _read_ahead(self.chunks(g), self.transform):
+            if g is not None:
+                pool, out = _exchange(pool, (X, y), cap, g)
+                if out is None:
+                    continue
+                X, y = out
+            carry = (X, y) if carry is None else (torch.cat([carry[0], X]), torch.cat([carry[1], y]))
+            full = len(carry[0]) - len(carry[0]) % bs
+            for i in range(0, full, bs):
+                yield carry[0][i:i + bs], carry[1][i:i + bs]
+            carry = (carry[0][full:], carry[1][full:])
+        if pool is not None:  # the end of the pass: the buffer leaves in random order
+            pool = _take(pool, torch.randperm(len(pool[0]), generator=g))
+            carry = pool if carry is None else (torch.cat([carry[0], pool[0]]), torch.cat([carry[1], pool[1]]))
+        if carry is not None:
+            for i in range(0, len(carry[0]), bs):
+                yield carry[0][i:i + bs], carry[1][i:i + bs]
+
+    def single(self) -> StreamBatches:
+        """The same source over every rank's rows, unshuffled (for a rank-local full evaluation)."""
+        return StreamBatches(lambda _g: self.chunks(None, all_ranks=True), self.transform, self.batch_size,
+                             device=self.device)
+
+
+def _exchange(pool, chunk, cap: int, g: torch.Generator):
+    """Mix ``chunk`` into the shuffle buffer ``pool``; returns (pool, rows leaving it or None).
+
+    Of the buffer's and the chunk's rows together, those beyond ``cap`` leave, drawn uniformly at
+    random and in random order; the chunk's remaining rows take the places of the buffer rows that
+    left, in place, so memory stays at the buffer plus a chunk (no buffer-sized copies).
+    """
+    if pool is None:
+        pool = (chunk[0][:0], chunk[1][:0])
+    p, c = len(pool[0]), len(chunk[0])
+    if p + c <= cap:
+        return (torch.cat([pool[0], chunk[0]]), torch.cat([pool[1], chunk[1]])), None
+    leave = torch.randperm(p + c, generator=g)[:p + c - cap]
+    from_pool, from_chunk = leave[leave < p], leave[leave >= p] - p
+    out = (torch.cat([pool[0][from_pool], chunk[0][from_chunk]]), torch.cat([pool[1][from_pool], chunk[1][from_chunk]]))
+    out = _take(out, torch.randperm(len(out[0]), generator=g))
+    stay = torch.ones(c, dtype=torch.bool)
+    stay[from_chunk] = False
+    rest = (chunk[0][stay], chunk[1][stay])
+    k = len(from_pool)
+    pool[0][from_pool], pool[1][from_pool] = rest[0][:k], rest[1][:k]
+    if k < len(rest[0]):  # the buffer is still filling up
+        pool = (torch.cat([pool[0], rest[0][k:]]), torch.cat([pool[1], rest[1][k:]]))
+    return pool, out
+
+
+_END = object()
+
+
+def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``transform(chunk)`` for each chunk, read and parsed in a background thread ``depth`` chunks ahead.
+
+    Parsing (pandas, pyarrow) and the SGD steps then overlap on two cores. An error of the reader is
+    raised here, in the caller's thread; a consumer that stops early releases the reader.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(transform(chunk)):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="linearnet-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _take(pair: tuple[torch.Tensor, torch.Tensor], idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return pair[0].index_select(0, idx), pair[1].index_select(0, idx)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+# ----- building the sources for a run ---------------------------------------------------------------
+def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
+    """A :class:`~linearnet.training.prepare.PreparedData` whose sources stream from ``config.data``."""
+    from ..training.prepare import PreparedData, _check_classes
+
+    if config.impl == "closed-form":
+        raise ConfigError("the closed form streams on its own (--chunk-rows); --stream is for SGD (--impl scratch "
+                          "or concise).")
+    rank, world = common["rank"], common["world_size"]
+    # the statistics pass reads the same chunks as training, so each rank's share (and step count) is the same
+    chunk_rows = config.chunk_rows or default_stream_chunk_rows(len(iter_table_chunks(config.data, config.target,
+                                                                                      config.features)[0]))
+    stats = scan(config, rank, world, chunk_rows)
+    names, d = stats.names, len(stats.names)
+    task = "classification" if config.model == "softmax" else "regression"
+    if task == "classification":
+        _check_classes(config, stats.classes)
+    elif stats.rows <= d:
+        raise ConfigError(f"{config.data}: {stats.rows} training rows for {d} features; a linear model needs more "
+                          "rows than features: lower --val-fraction or add rows.")
+    x_scaler = stats.x.standardizer() if config.standardize else None
+    y_scaler = stats.y.standardizer() if config.standardize and stats.y is not None else None
+    lookup = {canonical_label(c): i for i, c in enumerate(stats.classes)} if stats.classes else None
+    bs = max(1, config.batch_size // world)  # the global batch is shared among the ranks, as in memory
+
+    def transform_for(what: str):
+        def transform(c: Chunk) -> tuple[torch.Tensor, torch.Tensor]:
+            X = torch.from_numpy(c.X)
+            if x_scaler is not None:  # in place on the chunk's own float64 array: no chunk-sized temporaries
+                X.sub_(x_scaler.mean).div_(x_scaler.std)
+            X = X.to(torch.float32)
+            if lookup is not None:
+                return X, _encode(c, lookup, config.target or "y", what)  # a .npy's target is its last column
+            y = torch.tensor(c.y, dtype=torch.float64).reshape(-1, 1)  # a copy: pyarrow's may be read-only
+            return X, (y_scaler.transform(y) if y_scaler else y).to(torch.float32)
+        return transform
+
+    def source(data: str, part: str, fraction: float):
+        def chunks(order, all_ranks: bool = False):
+            r, w = (0, 1) if all_ranks else (rank, world)
+            return iter_table_chunks(data, config.target, config.features, chunk_rows, r, w, labels=lookup is not None,
+                                     part=part, val_fraction=fraction, order=order)[1]
+        return chunks
+
+    steps = None
+    if world > 1:  # every rank must take the same number of steps: the smallest share sets it
+        import torch.distributed as dist
+
+        mine = torch.tensor([math.ceil(stats.local_rows / bs)], dtype=torch.int64)
+        dist.all_reduce(mine, op=dist.ReduceOp.MIN)
+        steps = int(mine)
+    buffer = config.shuffle_buffer or default_shuffle_buffer(d)
+    device = common["device"]
+    train = StreamBatches(source(config.data, "train", config.resolved_val_fraction), transform_for("training"),
+                          bs, buffer, seed=config.seed + 1, device=device, steps=steps, files=_files(Path(config.data)))
+    evals = {}
+    if config.val_data is not None:
+        if names != (val_names := _val_names(config)):
+            raise DataError(f"{config.val_data}: its features {val_names} differ from {names} in {config.data}; "
+                            "the validation table needs the same columns.")
+        evals["val"] = StreamBatches(source(config.val_data, "all", 0.0), transform_for("validation"), eval_batch,
+                                     device=device)
+    elif config.resolved_val_fraction > 0:
+        evals["val"] = StreamBatches(source(config.data, "val", config.resolved_val_fraction),
+                                     transform_for("validation"), eval_batch, device=device)
+    k = 1 if task == "regression" else len(stats.classes)
+    return PreparedData(task, train, evals, d, k, feature_names=names, classes=stats.classes, x_scaler=x_scaler,
+                        y_scaler=y_scaler, source=str(config.data),
+                        info={"train_rows": stats.rows, "streamed": True, "shuffle_buffer": buffer,
+                              "chunk_rows": chunk_rows, "steps_per_epoch": steps})
+
+
+def _val_names(config: TrainConfig) -> list[str]:
+    return iter_table_chunks(config.val_data, config.target, config.features)[0]
+
+
+def _encode(c: Chunk, lookup: dict[str, int], target: str, what: str) -> torch.Tensor:
+    """Class indices of a chunk's labels; a label the statistics pass did not see names its file and row."""
+    uniq, inverse = np.unique(c.y.astype(str), return_inverse=True)
+    codes = np.empty(len(uniq), dtype=np.int64)
+    for j, label in enumerate(uniq):
+        if label not in lookup:
+            i = int(np.argmax(inverse == j))
+            raise DataError(f"{c.path}: {c.where[i]}, the {what} label {label!r} in {target!r} is not among the "
+                            f"training data's classes {list(lookup)[:10]}; a new class cannot be learned "
+                            "mid-stream, so fix the row or retrain on data holding it.")
+        codes[j] = lookup[label]
+    return torch.from_numpy(codes[inverse.reshape(-1)])

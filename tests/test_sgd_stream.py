@@ -1,0 +1,209 @@
+"""SGD beyond memory (``--stream``): same answers as in memory, exact resume, one-sentence errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from linearnet.config import TrainConfig
+from linearnet.data import Standardizer
+from linearnet.data.moments import ColumnMoments
+from linearnet.data.split import is_val_row
+from linearnet.errors import DataError
+from linearnet.persist import load_model
+from linearnet.scale.sgd_stream import StreamBatches
+from linearnet.training.checkpoint import load_checkpoint
+from linearnet.training.run import train_run
+
+
+def _table(n: int, d: int, k: int | None, seed: int):
+    """Features with offsets and scales; a linear target (regression) or the argmax of a linear score."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 20, d) + rng.uniform(-100, 100, d)
+    W = rng.normal(size=(d, k or 1)) / X.std(0)[:, None]
+    score = (X - X.mean(0)) @ W
+    if k is None:
+        return X, score[:, 0] * 3 + 5 + rng.normal(0, 0.3, n)
+    return X, (score + rng.gumbel(0, 0.3, score.shape)).argmax(1)
+
+
+def _write_csv(path, X, y, labels=None):
+    d = X.shape[1]
+    with open(path, "w") as fh:
+        fh.write(",".join([f"f{i}" for i in range(d)] + ["y"]) + "\n")
+        for row, t in zip(X, y):
+            fh.write(",".join(f"{v:.17g}" for v in row) + "," + (labels[t] if labels else f"{t:.17g}") + "\n")
+    return path
+
+
+def _parquet(path, X, y):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({**{f"f{i}": X[:, i] for i in range(X.shape[1])}, "y": y}), path, row_group_size=500)
+    return path
+
+
+def _train(tmp_path, name, **kw):
+    cfg = TrainConfig.create(kw.pop("model", "softmax"), target="y", progress=False, checkpoint_every=1, **kw)
+    return train_run(cfg, tmp_path / name, log=lambda _m: None, write_figures=False)
+
+
+def test_column_moments_match_in_memory_standardizer():
+    X, _ = _table(5000, 4, None, 0)
+    X[:, 2] = 1.7e9  # a constant column with a big offset: std 1, as in memory
+    m = ColumnMoments(4)
+    for part in np.array_split(X, 7):
+        m.add(part)
+    ref = Standardizer.fit(torch.from_numpy(X))
+    got = m.standardizer()
+    assert torch.allclose(got.mean, ref.mean, rtol=1e-12) and torch.allclose(got.std, ref.std, rtol=1e-10)
+    assert float(got.std[2]) == 1.0
+
+
+def test_shuffle_buffer_yields_every_row_once_in_a_mixed_order():
+    rows = np.arange(1000, dtype=np.float64)
+
+    def chunks(_order, all_ranks=False):
+        from linearnet.data.tabular import Chunk
+
+        for s in range(0, 1000, 90):
+            r = rows[s:s + 90]
+            yield Chunk(r[:, None], r, r.astype(np.int64), [])
+
+    src = StreamBatches(chunks, lambda c: (torch.from_numpy(c.X), torch.from_numpy(c.y)), 64, shuffle_buffer=300)
+    first = torch.cat([y for _, y in src])
+    second = torch.cat([y for _, y in src])
+    assert sorted(first.tolist()) == rows.tolist() and sorted(second.tolist()) == rows.tolist()
+    assert not torch.equal(first, second)  # a fresh order each epoch
+    # rows move across chunk boundaries: the first batch holds rows from beyond the first chunk
+    assert float(first[:64].max()) >= 90
+    plain = StreamBatches(chunks, lambda c: (torch.from_numpy(c.X), torch.from_numpy(c.y)), 64)
+    assert torch.cat([y for _, y in plain]).tolist() == rows.tolist()
+
+
+@pytest.mark.parametrize("impl", ["scratch", "concise"])
+def test_streamed_softmax_matches_in_memory(tmp_path, impl):
+    X, y = _table(4000, 5, 3, 1)
+    labels = ["cat", "dog", "eel"]
+    train = _write_csv(tmp_path / "train.csv", X[:3000], y[:3000], labels)
+    val = _write_csv(tmp_path / "val.csv", X[3000:], y[3000:], labels)
+    common = dict(impl=impl, data=str(train), val_data=str(val), epochs=3, batch_size=100, lr=0.2)
+    mem = _train(tmp_path, "mem", **common)
+    st = _train(tmp_path, "st", stream=True, chunk_rows=700, shuffle_buffer=1500, **common)
+    assert st.data.classes == mem.data.classes == labels
+    assert torch.allclose(st.data.x_scaler.std, mem.data.x_scaler.std, rtol=1e-10)
+    assert mem.metrics["val_acc"] > 0.8
+    assert abs(st.metrics["val_acc"] - mem.metrics["val_acc"]) <= 0.01
+    assert len(st.history) == 3 and "val_acc" in st.history[-1]
+    m = load_model(tmp_path / "st")
+    assert m.meta["classes"] == labels and "x_mean" in m.extras
+
+
+def test_streamed_regression_parquet_folder_matches_in_memory(tmp_path):
+    X, y = _table(5000, 4, None, 2)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(4000), 3)):
+        _parquet(folder / f"p{i}.parquet", X[part], y[part])
+    _write_csv(tmp_path / "train.csv", X[:4000], y[:4000])
+    val = _write_csv(tmp_path / "val.csv", X[4000:], y[4000:])
+    common = dict(model="linreg", impl="concise", epochs=3, batch_size=32, lr=0.01, val_data=str(val))
+    mem = _train(tmp_path, "mem", data=str(tmp_path / "train.csv"), **common)
+    st = _train(tmp_path, "st", data=str(folder), stream=True, chunk_rows=400, **common)
+    assert st.data.info["train_rows"] == 4000
+    assert abs(st.metrics["val_rmse"] - mem.metrics["val_rmse"]) <= 0.02 * mem.metrics["val_rmse"]
+    assert st.metrics["val_rmse"] < 0.35  # the noise is 0.3
+
+
+def test_validation_rows_by_index_in_each_file(tmp_path):
+    X, y = _table(3000, 3, None, 7)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(3000), 3)):
+        _parquet(folder / f"p{i}.parquet", X[part], y[part])
+    st = _train(tmp_path, "st", model="linreg", impl="scratch", data=str(folder), stream=True, epochs=1,
+                batch_size=32, lr=0.01, val_fraction=0.25)
+    assert st.data.info["train_rows"] == 3 * 750  # a quarter of each file's rows, picked by row index
+    val = np.concatenate([part[is_val_row(np.arange(len(part)), 0.25)]
+                          for part in np.array_split(np.arange(3000), 3)])
+    assert len(val) == 750
+    m = load_model(tmp_path / "st")  # weights in standardized units; the scalers are stored beside them
+    pred = ((X[val] - m.extras["x_mean"].numpy()) / m.extras["x_std"].numpy()) @ m.weight.double().numpy().T
+    pred = (pred + m.bias.double().numpy()) * m.extras["y_std"].numpy() + m.extras["y_mean"].numpy()
+    rmse = float(np.sqrt(((pred[:, 0] - y[val]) ** 2).mean()))
+    assert st.metrics["val_rmse"] == pytest.approx(rmse, rel=1e-5)
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path):
+    X, y = _table(1500, 4, 3, 3)
+    data = _write_csv(tmp_path / "t.csv", X, y, ["a", "b", "c"])
+    common = dict(impl="scratch", data=str(data), stream=True, chunk_rows=200, shuffle_buffer=500, epochs=4,
+                  batch_size=32)
+    full = _train(tmp_path, "full", **common)
+
+    def killer(msg):
+        if msg.startswith("epoch 3"):  # after epoch 3's line, before its checkpoint
+            raise KeyboardInterrupt
+
+    cfg = TrainConfig.create("softmax", target="y", progress=False, checkpoint_every=1, **common)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, tmp_path / "cut", log=killer, write_figures=False)
+    ckpt = load_checkpoint(tmp_path / "cut")
+    assert ckpt["epoch"] == 2 and ckpt["stream"]["epoch"] == 2
+    resumed = train_run(cfg, tmp_path / "cut", resume=True, log=lambda _m: None, write_figures=False)
+    assert torch.equal(resumed.model.weight, full.model.weight) and torch.equal(resumed.model.bias, full.model.bias)
+
+
+def test_file_that_disappears_mid_training_names_it_and_keeps_the_checkpoint(tmp_path):
+    X, y = _table(2000, 3, None, 4)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(2000), 2)):
+        _write_csv(folder / f"p{i}.csv", X[part], y[part])
+
+    def remover(msg):
+        if msg.startswith("epoch 1"):
+            (folder / "p1.csv").unlink()
+
+    cfg = TrainConfig.create("linreg", impl="concise", data=str(folder), target="y", stream=True, epochs=3,
+                             progress=False, checkpoint_every=1, val_fraction=0.0)
+    with pytest.raises(DataError, match=r"p1\.csv: file not found") as info:
+        train_run(cfg, tmp_path / "run", log=remover, write_figures=False)
+    assert info.value.exit_code == 2
+    assert load_checkpoint(tmp_path / "run")["epoch"] == 1
+
+
+def test_cli_bad_row_far_into_the_file(cli, tmp_path):
+    X, y = _table(3000, 3, 2, 5)
+    path = _write_csv(tmp_path / "t.csv", X, y, ["no", "yes"])
+    lines = path.read_text().splitlines()
+    lines[2500] = lines[2500].replace(",", ",oops,", 1)
+    path.write_text("\n".join(lines) + "\n")
+    code, out, err = cli("train", "softmax", "--data", path, "--target", "y", "--stream", "--chunk-rows", "200",
+                         "--out", tmp_path / "r", "--no-progress")
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "t.csv" in err and "line 2501" in err and "Traceback" not in err
+
+
+def test_cli_new_label_in_a_later_chunk_of_the_validation_data(cli, tmp_path):
+    X, y = _table(2000, 3, 2, 6)
+    train = _write_csv(tmp_path / "t.csv", X[:1500], y[:1500], ["no", "yes"])
+    val = _write_csv(tmp_path / "v.csv", X[1500:], y[1500:], ["no", "yes"])
+    lines = val.read_text().splitlines()
+    lines[400] = lines[400].rsplit(",", 1)[0] + ",maybe"
+    val.write_text("\n".join(lines) + "\n")
+    code, out, err = cli("train", "softmax", "--data", train, "--val-data", val, "--target", "y", "--stream",
+                         "--chunk-rows", "100", "--epochs", "2", "--checkpoint-every", "1", "--out", tmp_path / "r",
+                         "--no-progress")
+    assert code == 2
+    assert "v.csv: line 401" in err and "'maybe'" in err and err.strip().count("\n") == 0
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="shuffle-buffer applies to --stream"):
+        TrainConfig.create("softmax", data="x.csv", target="y", shuffle_buffer=10)
+    with pytest.raises(ValueError, match="--stream trains from a file"):
+        TrainConfig.create("softmax", stream=True)
+    assert TrainConfig.create("softmax", data="x.csv", val_data="v.csv").resolved_val_fraction == 0.0
