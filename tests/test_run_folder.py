@@ -107,8 +107,8 @@ def _interrupt_after(monkeypatch, epochs: int):
 
     real = run_module.save_checkpoint
 
-    def save_then_interrupt(run_dir, params, optimizer, epoch, history, generators):
-        path = real(run_dir, params, optimizer, epoch, history, generators)
+    def save_then_interrupt(run_dir, params, optimizer, epoch, history, *rest):
+        path = real(run_dir, params, optimizer, epoch, history, *rest)
         if epoch == epochs:
             raise KeyboardInterrupt
         return path

@@ -150,7 +150,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     cfg = TrainConfig.create("softmax", target="y", progress=False, checkpoint_every=1, **common)
     with pytest.raises(KeyboardInterrupt):
         train_run(cfg, tmp_path / "cut", log=killer, write_figures=False)
-    ckpt = load_checkpoint(tmp_path / "cut")
+    ckpt = load_checkpoint(tmp_path / "cut.partial")  # an interrupted run waits in its staging folder
     assert ckpt["epoch"] == 2 and ckpt["stream"]["epoch"] == 2
     resumed = train_run(cfg, tmp_path / "cut", resume=True, log=lambda _m: None, write_figures=False)
     assert torch.equal(resumed.model.weight, full.model.weight) and torch.equal(resumed.model.bias, full.model.bias)
@@ -171,8 +171,8 @@ def test_file_that_disappears_mid_training_names_it_and_keeps_the_checkpoint(tmp
                              progress=False, checkpoint_every=1, val_fraction=0.0)
     with pytest.raises(DataError, match=r"p1\.csv: file not found") as info:
         train_run(cfg, tmp_path / "run", log=remover, write_figures=False)
-    assert info.value.exit_code == 2
-    assert load_checkpoint(tmp_path / "run")["epoch"] == 1
+    assert info.value.exit_code == 2 and "--resume" in str(info.value)
+    assert load_checkpoint(tmp_path / "run.partial")["epoch"] == 1 and not (tmp_path / "run").exists()
 
 
 def test_cli_bad_row_far_into_the_file(cli, tmp_path):

@@ -27,7 +27,7 @@ import torch
 from ..config import TrainConfig
 from ..data.moments import ColumnMoments
 from ..data.split import is_val_row
-from ..data.tabular import Chunk, _is_number, canonical_label
+from ..data.tabular import Chunk, canonical_label, is_number
 from ..errors import ConfigError, DataError
 from .streaming import _files, default_chunk_rows, iter_table_chunks
 
@@ -59,7 +59,7 @@ class StreamStats:
 def sorted_classes(labels) -> list[str]:
     """Labels sorted numerically when every one is a number, else as text (as the in-memory reader does)."""
     labels = set(labels)
-    numeric = all(_is_number(v) for v in labels)
+    numeric = all(is_number(v) for v in labels)
     return sorted(labels, key=float) if numeric else sorted(labels)
 
 

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from ..config import TrainConfig
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError, DataError, OutputError
 from ..evaluation import metrics as M
 from ..evaluation import plots
 from ..evaluation.live import LiveFigure
@@ -184,6 +184,13 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
         if config.impl == "closed-form":
             return _closed_form(config, data, folder, say, write_figures)
         return _sgd(config, data, folder, source, say, write_figures, live)
+    except DataError as exc:  # bad input met mid-run (a streamed file): keep a checkpoint to resume from
+        if folder is not None and (folder.staging / CHECKPOINT_NAME).exists():
+            raise DataError(f"{str(exc).rstrip('.')}; the last checkpoint is kept in {folder.staging}: fix the "
+                            f"data, then continue with --resume {target}.") from None
+        if folder is not None:
+            folder.discard()
+        raise
     except Exception:  # a failure (not an interrupt) leaves nothing that looks like a run
         if folder is not None:
             folder.discard()
