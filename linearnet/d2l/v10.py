@@ -9,7 +9,9 @@ points and renders at most every ``render_every`` seconds, updating its lines in
 from __future__ import annotations
 
 import inspect
+import os
 import time
+import warnings
 import weakref
 from collections import OrderedDict, namedtuple
 
@@ -22,6 +24,9 @@ from ..data import fashion_mnist as _fm
 from . import figures
 from . import tensors as _t
 from .common import fashion_mnist_data, show_images, use_svg_display
+
+# The book prints ``float(l2_penalty(model.w))`` of a parameter; torch now warns about it on stderr.
+warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
 
 __all__ = ["add_to_class", "HyperParameters", "ProgressBoard", "Module", "DataModule", "Trainer",
            "SyntheticRegressionData", "LinearRegressionScratch", "SGD", "LinearRegression", "FashionMNIST",
@@ -109,10 +114,10 @@ class ProgressBoard(HyperParameters):
             self.flush()
 
     def flush(self) -> None:
-        """Render the lines now (only if points were added since the last render)."""
-        _pending.discard(self)
-        if not getattr(self, "data", None) or not self.display:
+        """Render the lines now if points were added since the last render."""
+        if self not in _pending:
             return
+        _pending.discard(self)
         use_svg_display()
         if self.fig is None:
             self.fig = self.axes.figure if self.axes is not None else Figure(figsize=self.figsize)
@@ -218,10 +223,15 @@ class TensorLoader:
 
 
 class DataModule(HyperParameters):
-    """Base class of the book's data: ``train_dataloader`` and ``val_dataloader`` via ``get_dataloader``."""
+    """Base class of the book's data: ``train_dataloader`` and ``val_dataloader`` via ``get_dataloader``.
+
+    ``num_workers`` (used by the book's own ``DataLoader`` code) is capped at the number of CPUs, beyond
+    which torch warns that the loader may freeze.
+    """
 
     def __init__(self, root="../data", num_workers=4):
         self.save_hyperparameters()
+        self.num_workers = min(num_workers, os.cpu_count() or 1)
 
     def get_dataloader(self, train):
         raise NotImplementedError("define get_dataloader(self, train) in your DataModule subclass")
