@@ -86,7 +86,7 @@ class ProgressBoard(HyperParameters):
     figure is shown in place in Jupyter, else written to its numbered PNG under ``d2l.figure_dir``.
     """
 
-    render_every = 1.0  # seconds between two renders while points keep coming
+    render_every = 1.0  # least seconds between two renders while points keep coming
 
     def __init__(self, xlabel=None, ylabel=None, xlim=None, ylim=None, xscale="linear", yscale="linear",
                  ls=["-", "--", "-.", ":"], colors=["C0", "C1", "C2", "C3"], fig=None,  # noqa: B006
@@ -97,6 +97,7 @@ class ProgressBoard(HyperParameters):
         """Add point (x, y) to line ``label``; each ``every_n`` points become one plotted point, their mean."""
         if not hasattr(self, "raw_points"):
             self.raw_points, self.data = OrderedDict(), OrderedDict()
+            self._next_render = time.perf_counter() + self.render_every  # a short run renders once, at its end
         if label not in self.raw_points:
             self.raw_points[label], self.data[label] = [], []
         points = self.raw_points[label]
@@ -110,7 +111,7 @@ class ProgressBoard(HyperParameters):
             return
         _pending.add(self)
         _hook_flush()
-        if time.perf_counter() - getattr(self, "_rendered_at", -1e9) >= self.render_every:
+        if time.perf_counter() >= self._next_render:
             self.flush()
 
     def flush(self) -> None:
@@ -118,6 +119,7 @@ class ProgressBoard(HyperParameters):
         if self not in _pending:
             return
         _pending.discard(self)
+        start = time.perf_counter()
         use_svg_display()
         if self.fig is None:
             self.fig = self.axes.figure if self.axes is not None else Figure(figsize=self.figsize)
@@ -142,7 +144,9 @@ class ProgressBoard(HyperParameters):
         if "_live" not in self.__dict__:
             self._live = figures.LiveDisplay(self.fig, "board")
         self._live.update()
-        self._rendered_at = time.perf_counter()
+        # the next render waits render_every seconds, and long enough that rendering stays under ~10%
+        cost = time.perf_counter() - start
+        self._next_render = time.perf_counter() + max(self.render_every, 9 * cost)
 
 
 Point = namedtuple("Point", ["x", "y"])
