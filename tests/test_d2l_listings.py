@@ -213,8 +213,23 @@ def test_predict_ch3_titles_show_the_predictions_with_resize(figures_in_tmp):
     with torch.no_grad():
         net[1].weight.zero_()
         net[1].bias.copy_(torch.arange(10.0) == 3)  # always predicts class 3, 'dress'
-    titles = d2l.predict_ch3(net, test_iter, n=6)
+    assert d2l.predict_ch3(net, test_iter, n=6) is None  # as the book's: the titles are in the figure
+    titles = [ax.get_title() for ax in d2l.plt.gcf().axes]
     X, y = next(iter(test_iter))
     assert X.shape == (8, 1, 32, 32)
     assert titles == [f"{t}\ndress" for t in d2l.get_fashion_mnist_labels(y[:6])]
-    assert (figures_in_tmp / "images.png").read_bytes()[:4] == b"\x89PNG"
+    assert (figures_in_tmp / "001-images.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_direct_pyplot_figure_is_saved_at_exit(tmp_path):
+    """A script whose only figure is the chapter's scatter through d2l.plt still leaves it as a file."""
+    import subprocess
+    import sys
+
+    script = ("from linearnet import d2l\nimport torch\n"
+              f"d2l.figure_dir = {str(tmp_path / 'figs')!r}\n"
+              "features, labels = d2l.synthetic_data(torch.tensor([2, -3.4]), 4.2, 100)\n"
+              "d2l.set_figsize()\nd2l.plt.scatter(d2l.numpy(features[:, 1]), d2l.numpy(labels), 1)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr == ""
+    assert [p.name for p in (tmp_path / "figs").iterdir()] == ["001-figure.png"]
