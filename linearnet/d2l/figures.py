@@ -91,7 +91,7 @@ class LiveDisplay:
     is taken out of pyplot so the cell does not show it a second time), its numbered PNG elsewhere."""
 
     def __init__(self, fig: Figure, kind: str) -> None:
-        self.fig, self.kind, self.handle = fig, kind, None
+        self.fig, self.kind, self.handle, self.cell = fig, kind, None, None
         fig._d2l_kind = kind
         if JUPYTER:
             plt.close(fig)
@@ -100,10 +100,11 @@ class LiveDisplay:
         if not JUPYTER:
             show(self.fig, self.kind)
             return
-        from IPython import display
+        from IPython import display, get_ipython
 
-        if self.handle is None:
-            self.handle = display.display(self.fig, display_id=True)
+        cell = get_ipython().execution_count
+        if self.handle is None or cell != self.cell:  # a later cell drawing on it gets its own output
+            self.handle, self.cell = display.display(self.fig, display_id=True), cell
         else:
             self.handle.update(self.fig)
 
