@@ -12,6 +12,7 @@ from . import harness
 from .accuracy import bench_accuracy
 from .cli_end_to_end import bench_cli_end_to_end
 from .closed_form import bench_closed_form
+from .d2l_book import bench_d2l_book
 from .linreg_sgd import bench_linreg_sgd
 from .read import bench_read
 from .scaling import bench_scaling
@@ -24,7 +25,8 @@ from .streaming import bench_streaming
 BENCHMARKS = {"read": bench_read, "softmax": bench_softmax, "accuracy": bench_accuracy, "sklearn": bench_sklearn,
               "linreg_sgd": bench_linreg_sgd, "closed_form": bench_closed_form, "streaming": bench_streaming,
               "stream_sgd": bench_stream_sgd, "scaling": bench_scaling,
-              "cli_end_to_end": bench_cli_end_to_end}
+              "cli_end_to_end": bench_cli_end_to_end,
+              "d2l_book": bench_d2l_book}
 
 
 def main(argv=None) -> int:

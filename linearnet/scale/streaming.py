@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..data.split import is_val_row
@@ -28,6 +27,7 @@ from ..errors import DataError
 from ..io import write_json
 from ..models.closed_form import LeastSquaresSolution, Moments, accumulate, solve_moments, solve_triangular_factor
 from ..persist import ModelFile, save_model
+from ..progress import tqdm
 from ..training.run import RunFolder, check_new_run_dir
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
 from ..errors import DivergenceError
+from ..progress import tqdm
 
 Record = dict[str, Any]
 

@@ -1,68 +1,37 @@
-"""``from linearnet import d2l``: the book's helper names, with the book's signatures and semantics.
+"""The Chinese edition's d2l 0.17 function API (``train_ch3``, ``sgd``, ``load_data_fashion_mnist``, ...).
 
-A drop-in for the chapter's ``from d2l import torch as d2l``, built on linearnet's own parts. It
-differs on purpose in three ways: outside Jupyter every figure is written to a PNG (under
-:data:`figure_dir`, reported once) instead of vanishing; ``load_data_fashion_mnist`` serves the
-verified in-memory data set instead of re-decoding every image; ``train_ch3`` explains a failed
-sanity check in a sentence and returns the history.
+Built on linearnet's own parts; it differs from the book on purpose where the book's behaviour is
+unhelpful: outside Jupyter each figure is written to its own numbered PNG (see :mod:`.figures`);
+``load_data_fashion_mnist`` serves the verified in-memory data set instead of re-decoding every image;
+``train_ch3`` explains a failed sanity check in a sentence and keeps its history in
+``train_ch3.history`` (it returns nothing, as the book's does).
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
 from torch import nn
 
-from .data import fashion_mnist as _fm
-from .data.batches import load_array
-from .data.synthetic import synthetic_regression
-from .evaluation.live import in_jupyter
-from .models.scratch import linreg, sgd, squared_loss  # sgd: the book's update, zeroing grads
+from ..data import fashion_mnist as _fm
+from ..data.batches import load_array
+from ..data.synthetic import synthetic_regression
+from ..models.scratch import linreg, sgd, squared_loss  # sgd: the book's update, zeroing grads
+from .common import (
+    fashion_mnist_data,
+    get_fashion_mnist_labels,
+    set_axes,
+    show_images,
+    use_svg_display,
+)
+from .figures import LiveDisplay, plt
 
-if not in_jupyter():
-    matplotlib.use("Agg")
-from matplotlib import pyplot as plt  # noqa: E402  (backend chosen first)
-
-__all__ = ["synthetic_data", "linreg", "squared_loss", "sgd", "load_array", "Timer", "use_svg_display",
-           "set_figsize", "set_axes", "plot", "get_fashion_mnist_labels", "show_images",
-           "get_dataloader_workers", "load_data_fashion_mnist", "Accumulator", "accuracy", "evaluate_accuracy",
-           "train_epoch_ch3", "Animator", "train_ch3", "predict_ch3", "plt", "figure_dir", "TrainingCheckError"]
-
-# Where figures go outside Jupyter; set ``d2l.figure_dir = "somewhere"`` to move them.
-figure_dir: str | Path = "d2l_figures"
-_reported: set[str] = set()
-
-# The tensor aliases the book's code reaches through ``d2l.``.
-normal, matmul, reshape, tensor = torch.normal, torch.matmul, torch.reshape, torch.tensor
-ones, zeros, exp, log, argmax = torch.ones, torch.zeros, torch.exp, torch.log, torch.argmax
-arange, sin, cos, float32, int32 = torch.arange, torch.sin, torch.cos, torch.float32, torch.int32
-rand, randn, concat, stack, linspace = torch.rand, torch.randn, torch.cat, torch.stack, torch.linspace
-reduce_sum, reduce_mean, abs = torch.sum, torch.mean, torch.abs  # noqa: A001 - the book's names
-size = lambda a: a.numel()  # noqa: E731
-numpy = lambda a: a.detach().cpu().numpy()  # noqa: E731
-
-
-def _figure_path(kind: str) -> Path:
-    path = Path(figure_dir) / f"{kind}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _show(fig, kind: str) -> None:
-    """Jupyter displays inline by itself; elsewhere write the figure and say where, once."""
-    if in_jupyter():
-        return
-    from .evaluation.plots import save_figure
-
-    path = _figure_path(kind)
-    save_figure(fig, path)
-    if str(path) not in _reported:
-        _reported.add(str(path))
-        print(f"[d2l] figure written to {path}")
+# The shared plotting helpers (plot, show_images, ...) live in .common; these are this edition's own names.
+__all__ = ["synthetic_data", "linreg", "squared_loss", "sgd", "load_array", "Timer", "get_dataloader_workers",
+           "load_data_fashion_mnist", "Accumulator", "accuracy", "evaluate_accuracy", "train_epoch_ch3",
+           "Animator", "train_ch3", "predict_ch3", "TrainingCheckError"]
 
 
 # ----- linear regression ----------------------------------------------------------------------------
@@ -95,77 +64,15 @@ class Timer:
         return np.array(self.times).cumsum().tolist()
 
 
-# ----- plotting -----------------------------------------------------------------------------------
-def use_svg_display():
-    """Use SVG inline in Jupyter; a no-op elsewhere (figures go to PNG files)."""
-    if in_jupyter():
-        try:
-            from matplotlib_inline import backend_inline
-
-            backend_inline.set_matplotlib_formats("svg")
-        except ImportError:
-            pass
-
-
-def set_figsize(figsize=(3.5, 2.5)):
-    use_svg_display()
-    plt.rcParams["figure.figsize"] = figsize
-
-
-def set_axes(axes, xlabel, ylabel, xlim, ylim, xscale, yscale, legend):
-    from .evaluation.plots import set_axes as _set_axes
-
-    _set_axes(axes, xlabel, ylabel, xlim, ylim, xscale, yscale, legend)
-
-
-def plot(X, Y=None, xlabel=None, ylabel=None, legend=None, xlim=None, ylim=None, xscale="linear",
-         yscale="linear", fmts=("-", "m--", "g-.", "r:"), figsize=(3.5, 2.5), axes=None):
-    """Plot data points (the book's ``plot``); headless, the figure is written to a PNG."""
-    from .evaluation.plots import draw_lines
-
-    set_figsize(figsize)
-    axes = axes if axes else plt.gca()
-    draw_lines(axes, X, Y, xlabel=xlabel, ylabel=ylabel, legend=legend, xlim=xlim, ylim=ylim, xscale=xscale,
-               yscale=yscale, fmts=fmts)
-    _show(axes.figure, "plot")
-
-
 # ----- Fashion-MNIST ------------------------------------------------------------------------------
-get_fashion_mnist_labels = _fm.get_fashion_mnist_labels
-_dataset: list[_fm.FashionMNIST] = []
-
-
-def show_images(imgs, num_rows, num_cols, titles=None, scale=1.5):
-    """Plot a list of images (tensors on any device, or arrays)."""
-    figsize = (num_cols * scale, num_rows * scale)
-    fig, axes = plt.subplots(num_rows, num_cols, figsize=figsize)
-    axes = np.array(axes).flatten()
-    for i, (ax, img) in enumerate(zip(axes, imgs)):
-        ax.imshow(img.detach().cpu().numpy() if torch.is_tensor(img) else img)
-        ax.axes.get_xaxis().set_visible(False)
-        ax.axes.get_yaxis().set_visible(False)
-        if titles:
-            ax.set_title(titles[i])
-    _show(fig, "images")
-    return axes
-
-
 def get_dataloader_workers():
     """The book uses 4 worker processes; the in-memory batches here need none."""
     return 4
 
 
-def _load():
-    if not _dataset:
-        ds = _fm.load_fashion_mnist(progress=True)
-        print(f"[d2l] Fashion-MNIST from {ds.source}")
-        _dataset.append(ds)
-    return _dataset[0]
-
-
 def load_data_fashion_mnist(batch_size, resize=None):
     """Train and test iterables of ``(B, 1, R, R)`` float32 in [0, 1] and ``(B,)`` int64 batches."""
-    ds = _load()
+    ds = fashion_mnist_data()
     seed = int(torch.randint(0, 2**62, (1,)))
     return (_fm.batches(ds, "train", batch_size, shuffle=True, seed=seed, resize=resize),
             _fm.batches(ds, "test", batch_size, shuffle=False, resize=resize))
@@ -239,6 +146,7 @@ class Animator:
             self.axes = [self.axes]
         self.config_axes = lambda: set_axes(self.axes[0], xlabel, ylabel, xlim, ylim, xscale, yscale, legend)
         self.X, self.Y, self.fmts = None, None, fmts
+        self.display = LiveDisplay(self.fig, "animator")  # one output, updated in place
 
     def add(self, x, y):
         if not hasattr(y, "__len__"):
@@ -258,13 +166,7 @@ class Animator:
         for xs, ys, fmt in zip(self.X, self.Y, self.fmts):
             self.axes[0].plot(xs, ys, fmt)
         self.config_axes()
-        if in_jupyter():
-            from IPython import display
-
-            display.display(self.fig)
-            display.clear_output(wait=True)
-        else:
-            _show(self.fig, "animator")
+        self.display.update()
 
 
 class TrainingCheckError(AssertionError):
@@ -272,10 +174,13 @@ class TrainingCheckError(AssertionError):
 
 
 def train_ch3(net, train_iter, test_iter, loss, num_epochs, updater):
-    """Train ``net`` and plot loss and accuracies per epoch; returns the per-epoch history."""
+    """Train ``net`` and plot loss and accuracies per epoch.
+
+    Returns nothing (as the book's); the per-epoch history is kept in ``train_ch3.history``.
+    """
     animator = Animator(xlabel="epoch", xlim=[1, num_epochs], ylim=[0.3, 0.9],
                         legend=["train loss", "train acc", "test acc"])
-    history = []
+    history = train_ch3.history = []
     for epoch in range(num_epochs):
         train_metrics = train_epoch_ch3(net, train_iter, loss, updater)
         test_acc = evaluate_accuracy(net, test_iter)
@@ -290,7 +195,9 @@ def train_ch3(net, train_iter, test_iter, loss, num_epochs, updater):
         raise TrainingCheckError(f"train accuracy {train_acc:.4f} is not in (0.7, 1]; the model is not learning.")
     if not 0.7 < test_acc <= 1:
         raise TrainingCheckError(f"test accuracy {test_acc:.4f} is not in (0.7, 1]; the model does not generalise.")
-    return history
+
+
+train_ch3.history = []  # the last call's history: one dict per epoch
 
 
 def predict_ch3(net, test_iter, n=6):
@@ -301,4 +208,3 @@ def predict_ch3(net, test_iter, n=6):
     titles = [true + "\n" + pred for true, pred in zip(trues, preds)]
     h, w = X.shape[-2:]
     show_images(X[0:n].reshape((n, h, w)), 1, n, titles=titles[0:n])
-    return titles[0:n]
