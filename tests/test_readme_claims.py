@@ -82,7 +82,8 @@ def test_predict_on_a_fashion_mnist_run(cli, fashion_runs, fmnist, tmp_path):
     pred = _logits(model, fmnist.test_images[:6]).argmax(1)
     expected = [f"{fm.TEXT_LABELS[int(t)]:>12} -> {fm.TEXT_LABELS[int(p)]}"
                 for t, p in zip(fmnist.test_labels[:6], pred)]
-    assert out.splitlines()[:6] == expected
+    lines = out.splitlines()
+    assert lines[0].split() == ["true", "->", "predicted"] and lines[1:7] == expected
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 
