@@ -103,7 +103,9 @@ def iter_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
     """
     names, chunks = iter_table_chunks(path, target, features, chunk_rows, rank, world_size, labels=labels,
                                       part=part, val_fraction=val_fraction)
-    return names, ((torch.from_numpy(c.X), c.y if labels else torch.from_numpy(c.y).reshape(-1, 1))
+    # a chunk read zero-copy (pyarrow, a memory map) may be read-only: torch wants its own writable copy
+    return names, ((torch.from_numpy(np.require(c.X, requirements="W")),
+                    c.y if labels else torch.from_numpy(np.require(c.y, requirements="W")).reshape(-1, 1))
                    for c in chunks)
 
 
