@@ -210,8 +210,11 @@ def test_npy_and_parquet_files_train_the_exact_solution(cli, tmp_path, fmt):
     code, _, err = cli("train", "linreg", "--impl", "closed-form", "--data", path, *extra, "--out", tmp_path / "r",
                        "--no-progress")
     assert code == 0, err
-    ref = least_squares(torch.from_numpy(X), torch.from_numpy(y))
+    from linearnet.data.split import is_val_row
+
+    train = ~is_val_row(np.arange(len(X)), 0.2)  # the documented 20% validation rows, chosen by row index
+    ref = least_squares(torch.from_numpy(X[train]), torch.from_numpy(y[train]))
     m = load_model(tmp_path / "r")
     assert torch.allclose(m.weight.double(), ref.weight, rtol=1e-6)
     assert torch.allclose(m.bias.double(), ref.bias, rtol=1e-6)
-    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["rows"] == 5000
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["train_rows"] == int(train.sum()) == 4000
