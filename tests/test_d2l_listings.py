@@ -200,8 +200,9 @@ def test_train_epoch_ch3_reports_the_mean_loss_and_accuracy():
         net.weight.copy_(torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))
         net.bias.zero_()
     loss = nn.CrossEntropyLoss(reduction="none")
-    expected = float(loss(net(X), y).mean())
-    correct = int((net(X).argmax(1) == y).sum())  # rows 1-4 right; row 5 ties, argmax picks class 0
+    with torch.no_grad():
+        expected = float(loss(net(X), y).mean())
+        correct = int((net(X).argmax(1) == y).sum())  # rows 1-4 right; row 5 ties, argmax picks class 0
     frozen = torch.optim.SGD(net.parameters(), lr=0.0)
     got_loss, got_acc = d2l.train_epoch_ch3(net, [(X[:2], y[:2]), (X[2:], y[2:])], loss, frozen)
     assert got_loss == pytest.approx(expected, rel=1e-6) and got_acc == correct / 5 == 0.8

@@ -217,4 +217,4 @@ def test_npy_and_parquet_files_train_the_exact_solution(cli, tmp_path, fmt):
     m = load_model(tmp_path / "r")
     assert torch.allclose(m.weight.double(), ref.weight, rtol=1e-6)
     assert torch.allclose(m.bias.double(), ref.bias, rtol=1e-6)
-    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["rows"] == 5000
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["train_rows"] == int(train.sum()) == 4000
