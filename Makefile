@@ -21,7 +21,7 @@ run: $(STAMP) data
 	@echo "next: '. .venv/bin/activate' puts linearnet on PATH; then 'linearnet show runs/chapter/linreg-scratch' (README: What next)"
 
 lint: $(STAMP)
-	$(PY) -m ruff check linearnet tests benchmarks fuzz
+	$(PY) -m ruff check linearnet tests benchmarks fuzz scripts
 
 test: $(STAMP) data lint
 	$(PY) -m pytest

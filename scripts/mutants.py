@@ -160,7 +160,7 @@ MUTANTS: list[Mutant] = [
     M("streamed-weights-scaled", "linearnet/scale/streaming.py",
       'ModelFile("linreg", sol.weight.double(),', 'ModelFile("linreg", 1.01 * sol.weight.double(),',
       ("tests/test_streaming.py::test_cli_streaming_run_folder",)),
-    # --- core functions added since: analytic sign and all-reduce, run folders, integrity, file modes, streams, d2l 1.0 ---
+    # --- added since: analytic sign and all-reduce, run folders, integrity, file modes, streams, d2l 1.0 ---
     M("analytic-squared-gradient-sign", "linearnet/models/analytic.py",
       "return r * r / 2, r", "return r * r / 2, -r",
       ("tests/test_analytic.py::test_one_step_applies_autograds_gradient",)),
