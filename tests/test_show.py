@@ -113,3 +113,32 @@ def test_predict_picture_goes_to_the_run_folder_and_says_which_label_is_which(cl
     fig = plots.predictions_figure(fmnist.test_images[:2], ["Bag", "Coat"], ["Bag", "Shirt"])
     titles = [ax.get_title() for ax in fig.axes[:2]]
     assert titles == ["true: Bag\npred: Bag", "true: Coat\npred: Shirt (wrong)"]
+
+
+def test_evaluate_a_synthetic_run_redraws_its_own_data(cli, tmp_path):
+    from linearnet.data import synthetic_regression
+
+    assert cli("train", "linreg", "--impl", "closed-form", "--seed", "3", "--out", tmp_path / "s")[0] == 0
+    code, out, err = cli("evaluate", tmp_path / "s")
+    assert code == 0, err
+    result = json.loads(out)
+    X, y = synthetic_regression([2, -3.4], 4.2, n=1000, noise=0.01, seed=3)  # the run's data, same seed
+    model = load_model(tmp_path / "s")
+    pred = X.double() @ model.weight.double().t() + model.bias.double()
+    expected = float(((pred - y.double()) ** 2).mean().sqrt())
+    assert result["rows"] == 1000 and result["split"].startswith("training")
+    assert abs(result["rmse"] - expected) < 1e-6
+
+
+def test_show_leaves_out_options_a_softmax_table_run_never_used(cli, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,kind\n" + "".join(f"{a},{b},{'up' if a + b > 0 else 'down'}\n" for a, b in X))
+    assert cli("train", "softmax", "--data", path, "--target", "kind", "--epochs", "2", "--no-progress",
+               "--out", tmp_path / "c")[0] == 0
+    code, out, err = cli("show", tmp_path / "c")
+    assert code == 0, err
+    assert "target kind" in out and "loss squared" not in out and "huber_delta" not in out

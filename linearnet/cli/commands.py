@@ -148,6 +148,16 @@ def cmd_evaluate(args: argparse.Namespace, env: dict[str, str]) -> int:
         else:
             result = {"accuracy": float((pred == y).double().mean()), "rows": len(pred)}
         result["data"], result["split"] = str(args.data or config.data), rows
+    elif config is not None and config.data == "synthetic":  # the run's own data, drawn again from its seed
+        from ..data import synthetic_regression, train_val_split
+
+        X, y = synthetic_regression(config.true_w, config.true_b, config.num_examples, config.noise, seed=config.seed)
+        tr, va = train_val_split(len(X), config.resolved_val_fraction, config.seed)
+        rows = va if len(va) else tr
+        pred = model.predict(X[rows])
+        result = {"rmse": M.rmse(pred, y[rows].reshape(-1)), "r2": M.r2_score(pred, y[rows].reshape(-1)),
+                  "rows": len(rows), "data": f"synthetic (seed {config.seed})",
+                  "split": "validation" if len(va) else "training (the run kept no validation rows)"}
     elif model.image is not None:
         ds = fm.load_fashion_mnist(root=args.data_dir, env_dir=fm.env_data_dir(env))
         pred = model.predict(ds.test_images)

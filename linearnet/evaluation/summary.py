@@ -19,6 +19,8 @@ SKIPPED_CONFIG = ("extra", "progress")  # not part of what was trained
 ONLY_FOR = {"synthetic": ("true_w", "true_b", "num_examples", "noise"),  # fields that mean nothing elsewhere
             "fashion-mnist": ("data_dir", "allow_download", "resize", "normalize")}
 SKIPPED_METRICS = ("confusion_matrix", "per_class_accuracy", "confusion_split")
+LINREG_ONLY = ("loss", "huber_delta")  # a softmax run is trained with the cross-entropy, whatever these say
+NOT_FOR_IMAGES = ("standardize", "target", "features", "allow_many_classes")  # table options
 
 
 def raw_coefficients(model: TrainedModel) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,6 +70,8 @@ def describe_run(run_dir: Path) -> str:
         config = json.loads(config_path.read_text())
         lines.append("configuration (config.json):")
         unused = [k for data, keys in ONLY_FOR.items() if config.get("data") != data for k in keys]
+        unused += list(LINREG_ONLY) if config.get("model") == "softmax" else []
+        unused += list(NOT_FOR_IMAGES) if config.get("data") in ("synthetic", "fashion-mnist") else []
         lines += _wrapped([(k, v) for k, v in config.items()
                            if k not in SKIPPED_CONFIG and k not in unused and v is not None])
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}

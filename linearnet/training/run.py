@@ -288,7 +288,8 @@ def final_line(metrics: dict, data: PreparedData) -> str:
         if "val_rmse" not in metrics:
             return f"no validation split (val_fraction 0) (train {metrics['train_seconds']:.3f} s)"
         rmse, r2 = metrics["val_rmse"], metrics["val_r2"]
-        return f"validation RMSE {rmse:.6g}, R^2 {r2:.4f} (train {metrics['train_seconds']:.3f} s)"
+        r2_text = f"R^2 {r2:.4f}" if r2 == r2 else "R^2 undefined (the validation targets do not vary)"
+        return f"validation RMSE {rmse:.6g}, {r2_text} (train {metrics['train_seconds']:.3f} s)"
     parts = [f"{k} {metrics[k]:.4f}" for k in ("train_loss", "train_acc", "val_acc", "test_acc") if k in metrics]
     return ", ".join(parts) + f" (train {metrics['train_seconds']:.2f} s, load {metrics['load_seconds']:.2f} s)"
 
