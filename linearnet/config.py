@@ -79,7 +79,7 @@ class TrainConfig:
         if self.impl not in IMPLS[self.model]:
             raise ConfigError(f"--impl {self.impl} is not available for {self.model}; choose one of "
                               f"{', '.join(IMPLS[self.model])}.")
-        _positive("lr", self.lr, "--lr must be a number > 0 (the chapter uses 0.03 for linreg, 0.1 for softmax)")
+        _positive("lr", self.lr, "--lr must be > 0 (the chapter uses 0.03 for linreg, 0.1 for softmax)")
         _check(isinstance(self.batch_size, int) and self.batch_size > 0, "--batch-size must be a positive "
                "integer")
         _check(isinstance(self.epochs, int) and self.epochs >= 0, "--epochs must be an integer >= 0")
