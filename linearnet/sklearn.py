@@ -48,8 +48,8 @@ class _SGDEstimator(BaseEstimator):
         """
         mean, std = column_stats(X)
         Z = torch.empty(X.shape, dtype=torch.float32)
-        for i in range(0, len(X), 65536):  # float64 temporaries one block at a time
-            Z[i:i + 65536] = ((torch.from_numpy(np.asarray(X[i:i + 65536], dtype=np.float64)) - mean) / std)
+        for i in range(0, len(X), 65536):  # one float64 temporary, a block at a time
+            Z[i:i + 65536] = torch.from_numpy(np.asarray(X[i:i + 65536], dtype=np.float64)).sub(mean).div_(std)
         return Z, mean.numpy(), std.numpy()
 
     @staticmethod

@@ -28,8 +28,8 @@ def test_live_figure_redraws_at_most_once_per_interval_and_always_at_the_end(tmp
     for epoch in range(1, 11):  # ten epochs, 0.3 s apart
         clock.now = 0.3 * epoch
         live.show(make, final=epoch == 10)
-    # drawn at 0.3 (first), 1.5 (1.2 s later), 2.7, and the final epoch at 3.0
-    assert [round(t, 1) for t in built] == [0.3, 1.5, 2.7, 3.0]
+    # created at 0.0: drawn at 1.2 (the first epoch 1 s after creation), 2.4 (1.2 s later), and the final 3.0
+    assert [round(t, 1) for t in built] == [1.2, 2.4, 3.0]
     assert live.drew_final and (tmp_path / "curves.png").exists()
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
 

@@ -501,18 +501,24 @@ def column_stats(X: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     A column is constant when its deviations vanish relative to its own magnitude (below float64's
     resolution of the values, ``|mean| * 4 eps``); there is no absolute cut-off.
     """
-    X64 = torch.tensor(X, dtype=torch.float64) if isinstance(X, np.ndarray) else X.to(torch.float64)
+    # float64 input is read in place (no copy); one deviation array is the only large temporary
+    if isinstance(X, np.ndarray):
+        X = np.asarray(X, dtype=np.float64)
+        X64 = torch.from_numpy(X) if X.flags.writeable else torch.tensor(X)  # torch refuses read-only views
+    else:
+        X64 = X.to(torch.float64)
     if len(X64) == 0:
         d = X64.shape[1] if X64.dim() > 1 else 1
         return torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64)
     mean = X64.mean(0)
     dev = X64 - mean
-    scale = dev.abs().amax(0)
+    scale = torch.maximum(dev.amax(0), -dev.amin(0))  # the largest |deviation|, without an abs() copy
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     # second centring pass: removes the rounding error of the first mean (Higham's corrected two-pass)
-    mean = mean + dev.mean(0)
-    dev = (X64 - mean) / safe
-    std = safe * dev.pow(2).mean(0).sqrt()
+    correction = dev.mean(0)
+    mean = mean + correction
+    dev.sub_(correction).div_(safe)
+    std = safe * dev.square_().mean(0).sqrt()
     constant = ~(std > 4 * torch.finfo(torch.float64).eps * mean.abs()) | (scale == 0) | ~torch.isfinite(std)
     return mean, torch.where(constant, torch.ones_like(std), std)
 

@@ -28,8 +28,10 @@ def in_jupyter() -> bool:
 class LiveFigure:
     """Shows successive versions of a figure: in place in Jupyter, else by rewriting ``path``.
 
-    ``show`` takes a function that builds the figure, called only when a redraw is due: the first
-    call, ``min_interval`` seconds after the last redraw, or ``final=True``. ``drew_final`` tells
+    ``show`` takes a function that builds the figure, called only when a redraw is due:
+    ``min_interval`` seconds after the last redraw (in a file, the first ``min_interval`` seconds after
+    creation, so a run shorter than that draws once, at the end; in Jupyter, the first call at once),
+    or ``final=True``. ``drew_final`` tells
     whether the last version shown is the final one (so the caller need not draw it again).
     """
 
@@ -41,7 +43,8 @@ class LiveFigure:
         self.min_interval = min_interval
         self.clock = clock
         self._announced = False
-        self._last: float | None = None
+        # a file nobody can have opened yet is not worth a redraw: the interval counts from creation
+        self._last: float | None = None if self.jupyter else clock()
         self.drew_final = False
         self.draws = 0
 
