@@ -39,17 +39,20 @@ class _SGDEstimator(BaseEstimator):
             raise ValueError(f"lr_schedule must be 'constant', 'cosine' or 'step', got {self.lr_schedule!r}")
 
     @staticmethod
-    def _standardize(X: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """float32 standardized copy of X (never modifies X) and the mean/std used, as float64.
+    def _standardize(X: np.ndarray, order: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """float32 standardized copy of X, rows taken in ``order`` (never modifies X), and the mean/std used.
 
         The statistics and the subtraction are float64 with the CLI's rule
         (:func:`~linearnet.data.tabular.column_stats`: constant only relative to the column's own
-        magnitude), so a 1.7e12 offset or a std of 1e-7 survives; only the result is float32.
+        magnitude), so a 1.7e12 offset or a std of 1e-7 survives; only the result is float32. The rows
+        are gathered a block at a time: a reordered copy of the whole table would be one more large
+        temporary.
         """
         mean, std = column_stats(X)
         Z = torch.empty(X.shape, dtype=torch.float32)
         for i in range(0, len(X), 65536):  # one float64 temporary, a block at a time
-            Z[i:i + 65536] = torch.from_numpy(np.asarray(X[i:i + 65536], dtype=np.float64)).sub(mean).div_(std)
+            rows = X[i:i + 65536] if order is None else X[order[i:i + 65536]]
+            Z[i:i + 65536] = torch.from_numpy(np.asarray(rows, dtype=np.float64)).sub(mean).div_(std)
         return Z, mean.numpy(), std.numpy()
 
     @staticmethod
@@ -64,11 +67,16 @@ class _SGDEstimator(BaseEstimator):
         return np.repeat(X, counts, axis=0), np.repeat(y, counts, axis=0)
 
     @staticmethod
-    def _canonical_order(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The rows sorted by a fixed projection (before SGD's seeded shuffle), so a fit depends on the
+    def _canonical_index(X: np.ndarray) -> np.ndarray:
+        """The rows' order by a fixed projection (before SGD's seeded shuffle), so a fit depends on the
         rows and not on their order: then a weight of 2 is exactly a repeated row, float32 rounding included."""
         key = np.asarray(X, dtype=np.float64) @ np.random.default_rng(0).normal(size=X.shape[1])
-        order = np.argsort(key, kind="stable")
+        return np.argsort(key, kind="stable")
+
+    @classmethod
+    def _canonical_order(cls, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """X and y with their rows in the canonical order (see :meth:`_canonical_index`)."""
+        order = cls._canonical_index(X)
         return X[order], y[order]
 
     def _train(self, kind: str, Z: torch.Tensor, y: torch.Tensor, k: int, loss: str = "squared",
@@ -214,8 +222,9 @@ class LinearRegression(RegressorMixin, _SGDEstimator):
             if sample_weight is not None:
                 X, Y = self._weighted_rows(X, Y, sample_weight, int(check_random_state(self.random_state)
                                                                     .randint(0, 2**31 - 1)))
-            X, Y = self._canonical_order(X, Y)
-            Z, mean, std = self._standardize(X)
+            order = self._canonical_index(X)
+            Y = Y[order]
+            Z, mean, std = self._standardize(X, order)
             weight, bias = np.empty((Y.shape[1], X.shape[1])), np.empty(Y.shape[1])
             for j in range(Y.shape[1]):  # one SGD model per output column
                 ym, ys = column_stats(Y[:, j:j + 1])
@@ -296,8 +305,9 @@ class SoftmaxRegression(ClassifierMixin, _SGDEstimator):
         if sample_weight is not None:
             X, encoded = self._weighted_rows(X, encoded, sample_weight,
                                              int(check_random_state(self.random_state).randint(0, 2**31 - 1)))
-        X, encoded = self._canonical_order(X, encoded)
-        Z, mean, std = self._standardize(X)
+        order = self._canonical_index(X)
+        encoded = encoded[order]
+        Z, mean, std = self._standardize(X, order)
         w, b = self._train("softmax", Z, torch.from_numpy(encoded.astype(np.int64)), len(self.classes_))
         self.coef_ = w / std
         self.intercept_ = b - self.coef_ @ mean

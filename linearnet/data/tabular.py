@@ -501,24 +501,31 @@ def column_stats(X: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     A column is constant when its deviations vanish relative to its own magnitude (below float64's
     resolution of the values, ``|mean| * 4 eps``); there is no absolute cut-off.
     """
-    # float64 input is read in place (no copy); one deviation array is the only large temporary
-    if isinstance(X, np.ndarray):
-        X = np.asarray(X, dtype=np.float64)
-        X64 = torch.from_numpy(X) if X.flags.writeable else torch.tensor(X)  # torch refuses read-only views
-    else:
-        X64 = X.to(torch.float64)
-    if len(X64) == 0:
-        d = X64.shape[1] if X64.dim() > 1 else 1
+    if isinstance(X, np.ndarray):  # read in place; torch refuses read-only views, which are copied
+        X = torch.from_numpy(X if X.flags.writeable else np.array(X))
+    if X.dim() == 1:
+        X = X.reshape(-1, 1)
+    n, d = X.shape
+    if n == 0:
         return torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64)
-    mean = X64.mean(0)
-    dev = X64 - mean
-    scale = torch.maximum(dev.amax(0), -dev.amin(0))  # the largest |deviation|, without an abs() copy
+    # Three passes over row blocks, each block converted to float64 on its own: no table-sized
+    # temporary (a fresh 400 MB array costs more in page faults than the arithmetic).
+    step = max(1, (1 << 22) // max(d, 1))
+
+    def blocks():
+        for i in range(0, n, step):
+            yield X[i:i + step].to(torch.float64, copy=True)  # a block of our own: the caller's X is never written
+
+    mean = sum(b.sum(0) for b in blocks()) / n
+    scale, correction = torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
+    for b in blocks():
+        dev = b.sub_(mean)
+        scale = torch.maximum(scale, torch.maximum(dev.amax(0), -dev.amin(0)))  # the largest |deviation|
+        correction += dev.sum(0)
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     # second centring pass: removes the rounding error of the first mean (Higham's corrected two-pass)
-    correction = dev.mean(0)
-    mean = mean + correction
-    dev.sub_(correction).div_(safe)
-    std = safe * dev.square_().mean(0).sqrt()
+    mean = mean + correction / n
+    std = safe * (sum(b.sub_(mean).div_(safe).square_().sum(0) for b in blocks()) / n).sqrt()
     constant = ~(std > 4 * torch.finfo(torch.float64).eps * mean.abs()) | (scale == 0) | ~torch.isfinite(std)
     return mean, torch.where(constant, torch.ones_like(std), std)
 
