@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from ..config import TrainConfig
-from ..errors import ConfigError, DataError, OutputError
+from ..errors import ConfigError, DataError, DivergenceError, OutputError
 from ..evaluation import metrics as M
 from ..evaluation import plots
 from ..evaluation.live import LiveFigure
@@ -191,8 +191,13 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
         if folder is not None:
             folder.discard()
         raise
-    except Exception:  # a failure (not an interrupt) leaves nothing that looks like a run
-        if folder is not None:
+    except Exception as exc:
+        # A failure leaves nothing that looks like a run. But a crash after a checkpoint (a torchrun
+        # peer that died mid-collective, a full disk) keeps the staging folder: it is what --resume and
+        # an elastic restart continue from. A diverged run is removed: resuming it would diverge again.
+        keep = (folder is not None and (folder.staging / CHECKPOINT_NAME).exists()
+                and not isinstance(exc, DivergenceError))
+        if folder is not None and not keep:
             folder.discard()
         raise
 
