@@ -39,20 +39,25 @@ class _SGDEstimator(BaseEstimator):
             raise ValueError(f"lr_schedule must be 'constant', 'cosine' or 'step', got {self.lr_schedule!r}")
 
     @staticmethod
-    def _standardize(X: np.ndarray, order: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """float32 standardized copy of X, rows taken in ``order`` (never modifies X), and the mean/std used.
+    def _standardize(X: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """float32 standardized copy of X (never modifies X), and the mean/std used.
 
         The statistics and the subtraction are float64 with the CLI's rule
         (:func:`~linearnet.data.tabular.column_stats`: constant only relative to the column's own
-        magnitude), so a 1.7e12 offset or a std of 1e-7 survives; only the result is float32. The rows
-        are gathered a block at a time: a reordered copy of the whole table would be one more large
-        temporary.
+        magnitude), so a 1.7e12 offset or a std of 1e-7 survives; only the result is float32. Rows
+        stay in X's order and pass through one small float64 buffer: a reordered or float64 copy of
+        the whole table would be a fresh large allocation, whose page faults cost more than the
+        arithmetic (the canonical order is applied by the batches instead).
         """
         mean, std = column_stats(X)
-        Z = torch.empty(X.shape, dtype=torch.float32)
-        for i in range(0, len(X), 65536):  # one float64 temporary, a block at a time
-            rows = X[i:i + 65536] if order is None else X[order[i:i + 65536]]
-            Z[i:i + 65536] = torch.from_numpy(np.asarray(rows, dtype=np.float64)).sub(mean).div_(std)
+        n, d = X.shape
+        Z = torch.empty((n, d), dtype=torch.float32)
+        step = max(1, (1 << 20) // max(d, 1))  # rows per block: an 8 MB float64 buffer
+        buf = torch.empty((min(step, n), d), dtype=torch.float64)
+        for i in range(0, n, step):
+            block = buf[:min(step, n - i)]
+            np.copyto(block.numpy(), X[i:i + step])  # float64, whatever X's dtype, layout or write flag
+            Z[i:i + step] = block.sub_(mean).div_(std)
         return Z, mean.numpy(), std.numpy()
 
     @staticmethod
@@ -80,8 +85,11 @@ class _SGDEstimator(BaseEstimator):
         return X[order], y[order]
 
     def _train(self, kind: str, Z: torch.Tensor, y: torch.Tensor, k: int, loss: str = "squared",
-               init: tuple[np.ndarray, np.ndarray] | None = None, step: int = 0) -> tuple[np.ndarray, np.ndarray]:
+               init: tuple[np.ndarray, np.ndarray] | None = None, step: int = 0,
+               rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Train on standardized inputs with the shared loop; returns weight (k, d) and bias (k,).
+
+        ``rows`` is the order the rows count in (the canonical order), applied by the batches.
 
         ``init`` (weight, bias) continues from those parameters for one epoch (``partial_fit``'s pass
         over its batch, the ``step``-th call shuffling with its own seed) instead of ``max_iter`` epochs.
@@ -94,7 +102,8 @@ class _SGDEstimator(BaseEstimator):
             net.load(torch.from_numpy(init[0]).float(), torch.from_numpy(init[1]).float())
         net = net.to(device)
         learner = build_learner(net, kind, "analytic", self.lr, self.alpha, loss)
-        batches = Batches(Z, y, min(int(self.batch_size), len(Z)), shuffle=True, seed=seed + 1, device=device)
+        batches = Batches(Z, y, min(int(self.batch_size), len(Z)), shuffle=True, seed=seed + 1, device=device,
+                          rows=None if rows is None else torch.from_numpy(rows))
         try:
             history = fit(learner, batches, 1 if init is not None else int(self.max_iter),
                           classify=kind == "softmax", base_lr=self.lr,
@@ -223,14 +232,13 @@ class LinearRegression(RegressorMixin, _SGDEstimator):
                 X, Y = self._weighted_rows(X, Y, sample_weight, int(check_random_state(self.random_state)
                                                                     .randint(0, 2**31 - 1)))
             order = self._canonical_index(X)
-            Y = Y[order]
-            Z, mean, std = self._standardize(X, order)
+            Z, mean, std = self._standardize(X)
             weight, bias = np.empty((Y.shape[1], X.shape[1])), np.empty(Y.shape[1])
             for j in range(Y.shape[1]):  # one SGD model per output column
                 ym, ys = column_stats(Y[:, j:j + 1])
                 ym, ys = float(ym[0]), float(ys[0])
                 yt = torch.from_numpy(((Y[:, j] - ym) / ys).astype(np.float32)).reshape(-1, 1)
-                w, b = self._train("linreg", Z, yt, 1, self.loss)
+                w, b = self._train("linreg", Z, yt, 1, self.loss, rows=order)
                 w = w.reshape(-1) / std
                 weight[j], bias[j] = ys * w, ys * (b[0] - w @ mean) + ym
         if y64.ndim == 1:
@@ -306,9 +314,8 @@ class SoftmaxRegression(ClassifierMixin, _SGDEstimator):
             X, encoded = self._weighted_rows(X, encoded, sample_weight,
                                              int(check_random_state(self.random_state).randint(0, 2**31 - 1)))
         order = self._canonical_index(X)
-        encoded = encoded[order]
-        Z, mean, std = self._standardize(X, order)
-        w, b = self._train("softmax", Z, torch.from_numpy(encoded.astype(np.int64)), len(self.classes_))
+        Z, mean, std = self._standardize(X)
+        w, b = self._train("softmax", Z, torch.from_numpy(encoded.astype(np.int64)), len(self.classes_), rows=order)
         self.coef_ = w / std
         self.intercept_ = b - self.coef_ @ mean
         return self

@@ -162,7 +162,7 @@ MUTANTS: list[Mutant] = [
       ("tests/test_streaming.py::test_cli_streaming_run_folder",)),
     # --- added since: analytic sign and all-reduce, run folders, integrity, file modes, streams, d2l 1.0 ---
     M("analytic-squared-gradient-sign", "linearnet/models/analytic.py",
-      "return r * r / 2, r", "return r * r / 2, -r",
+      "r.t(), beta=0, alpha=0.5).view(()), r", "r.t(), beta=0, alpha=0.5).view(()), -r",
       ("tests/test_analytic.py::test_one_step_applies_autograds_gradient",)),
     M("analytic-ranks-not-summed", "linearnet/models/analytic.py",
       "        dist.all_reduce(flat)", "        pass",

@@ -49,7 +49,7 @@ def test_one_step_applies_autograds_gradient(model, loss, wd):
 
 
 def test_loss_derivatives_match_autograd_per_output():
-    # the analytic losses take outputs transposed, (q, n), and return dl/do in that layout
+    # the analytic losses take outputs transposed, (q, n), and return the summed loss and dl/do in that layout
     g = torch.Generator().manual_seed(0)
     o = (torch.randn(50, 1, generator=g) * 3).requires_grad_()
     y = torch.randn(50, 1, generator=g)
@@ -58,14 +58,14 @@ def test_loss_derivatives_match_autograd_per_output():
         l, G = mine(o.detach().t(), y)
         r = ref(o, y)
         (grad,) = torch.autograd.grad(r.sum(), o)
-        assert torch.allclose(l.t(), r.detach(), atol=1e-6) and torch.allclose(G.t(), grad, atol=1e-6)
+        assert torch.allclose(l, r.detach().sum(), atol=1e-5) and torch.allclose(G.t(), grad, atol=1e-6)
     logits = (torch.randn(40, 10, generator=g) * 5).requires_grad_()
     soft = torch.softmax(torch.randn(40, 10, generator=g), 1) * 1.5  # rows summing to 1.5: the exact form
     for target in (torch.randint(0, 10, (40,), generator=g), soft):
         l, G = analytic.cross_entropy(logits.detach().t().contiguous(), target)
         r = scratch.cross_entropy(logits, target)
         (grad,) = torch.autograd.grad(r.sum(), logits)
-        assert torch.allclose(l, r.detach(), atol=1e-5) and torch.allclose(G.t(), grad, atol=1e-6)
+        assert torch.allclose(l, r.detach().sum(), atol=1e-4) and torch.allclose(G.t(), grad, atol=1e-6)
 
 
 @pytest.mark.parametrize("loss,wd", [("squared", 0.0), ("squared", 0.05), ("huber", 0.01)])

@@ -120,6 +120,20 @@ def test_rank_shards_are_disjoint_and_cover_each_global_batch(world):
         assert set().union(*parts) == batch              # and covering
 
 
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_batches_over_rows_equal_batches_over_the_reordered_copy(drop_last):
+    # rows= (the sklearn adapters' canonical order) must behave exactly as the copy X[rows], y[rows]
+    n = 53
+    X, y = torch.arange(2 * n).reshape(n, 2), torch.arange(n) * 10
+    rows = torch.randperm(n, generator=torch.Generator().manual_seed(1))[:43]
+    lazy = list(Batches(X, y, 8, shuffle=True, seed=3, drop_last=drop_last, rows=rows))
+    copy = list(Batches(X[rows], y[rows], 8, shuffle=True, seed=3, drop_last=drop_last))
+    assert len(lazy) == len(copy) == len(Batches(X, y, 8, drop_last=drop_last, rows=rows)) == (5 if drop_last else 6)
+    for (a, b), (c, d) in zip(lazy, copy):
+        assert torch.equal(a, c) and torch.equal(b, d)
+    assert set(torch.cat([b for _, b in lazy]).tolist()) <= set((rows * 10).tolist())
+
+
 def test_sharded_moments_each_rank_reduces_its_own_rows(monkeypatch):
     from linearnet.scale import distributed
 

@@ -54,12 +54,15 @@ class Batches:
         Skip a final batch shorter than ``batch_size``.
     device : str or torch.device
         Where batches are delivered; CUDA batches come from pinned memory, non-blocking.
+    rows : Tensor of int64, optional
+        The rows in the order they count (default: all, in storage order): batches behave exactly
+        as over ``X[rows]``, ``y[rows]`` without that copy being made.
     """
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
                  seed: int = 0, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  drop_last: bool = False, device: str | torch.device = "cpu", rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, rows: torch.Tensor | None = None) -> None:
         if len(X) != len(y):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
         if batch_size <= 0:
@@ -72,23 +75,24 @@ class Batches:
         self.drop_last = drop_last
         self.device = torch.device(device)
         self.rank, self.world_size = rank, world_size
+        self.rows = rows
 
     def __len__(self) -> int:
-        n = len(self.X)
+        n = len(self.X) if self.rows is None else len(self.rows)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def epoch_indices(self) -> torch.Tensor:
         """The row order of the next epoch (advances the generator when shuffling)."""
-        n = len(self.X)
-        return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        n = len(self.X) if self.rows is None else len(self.rows)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        return order if self.rows is None else self.rows[order]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.epoch_indices()
         n, bs = len(order), self.batch_size
         stop = n - n % bs if self.drop_last else n
         cuda = self.device.type == "cuda"
-        for start in range(0, stop, bs):
-            idx = order[start:start + bs]
+        for idx in order[:stop].split(bs):  # views, one call: cheaper than a slice per step
             if self.world_size > 1:
                 idx = idx[self.rank::self.world_size]
             Xb, yb = self.X.index_select(0, idx), self.y.index_select(0, idx)

@@ -35,8 +35,8 @@ class LinearRegressionAnalytic(nn.Module):
         self.requires_grad_(False)  # the analytic step writes w and b in place itself
 
     def outputs_t(self, X: torch.Tensor) -> torch.Tensor:
-        """``y_hat^T = w X^T + b``, (1, n)."""
-        return torch.addmm(self.b.unsqueeze(1), self.w, X.t())
+        """``y_hat^T = w X^T + b``, (1, n) (``b``, of shape (1,), broadcasts along the row)."""
+        return torch.addmm(self.b, self.w, X.t())
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return self.outputs_t(X).t()  # (n, 1): the same memory as (1, n)
@@ -66,23 +66,24 @@ class SoftmaxRegressionAnalytic(SoftmaxRegressionScratch):
         return torch.addmm(self.b.unsqueeze(1), self.W, X.reshape(-1, self.W.shape[1]).t())
 
 
-# ----- losses: per-example values and their derivative, on transposed outputs (q, n) -----------------
+# ----- losses: the batch's summed loss and its derivative per example, on transposed outputs (q, n) ----
 def squared_loss(y_hat_t: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``l = (y_hat - y)^2 / 2`` per example and ``dl/dy_hat = y_hat - y`` (the residual), both (1, n)."""
+    """``sum_i (y_hat_i - y_i)^2 / 2`` and ``dl/dy_hat = y_hat - y`` (the residual), (1, n)."""
     r = y_hat_t - y.reshape(y_hat_t.shape)
-    return r * r / 2, r
+    # the sum of squares as one product r r^T / 2 (beta=0: addmm ignores its input slot, a view of r)
+    return torch.addmm(r[:, :1], r, r.t(), beta=0, alpha=0.5).view(()), r
 
 
 def huber_loss(y_hat_t: torch.Tensor, y: torch.Tensor, delta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Huber loss per example and its derivative: ``dl/dy_hat = r`` for ``|r| <= delta``, else
+    """Summed Huber loss and its derivative per example: ``dl/dy_hat = r`` for ``|r| <= delta``, else
     ``delta * sign(r)``, i.e. the residual clipped to ``[-delta, delta]``."""
     r = y_hat_t - y.reshape(y_hat_t.shape)
     a = r.abs()
-    return torch.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)), r.clamp(-delta, delta)
+    return torch.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)).sum(), r.clamp(-delta, delta)
 
 
 def cross_entropy(logits_t: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy per example from logits (q, n) and ``dl/do = softmax(o) - y`` (section 3.4), (q, n).
+    """Summed cross-entropy from logits (q, n) and ``dl/do = softmax(o) - y`` (section 3.4), (q, n).
 
     ``y`` holds class indices (n,) or soft labels (n, q); for soft labels whose rows do not sum
     to 1 the exact derivative is ``softmax(o) * sum(y) - y``.
@@ -90,9 +91,9 @@ def cross_entropy(logits_t: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor
     log_p = torch.log_softmax(logits_t, dim=0)  # log softmax via log-sum-exp, stable for any finite logits
     if y.dim() == 2 and y.is_floating_point():
         y_t = y.t()
-        return -(y_t * log_p).sum(0), log_p.exp() * y_t.sum(0, keepdim=True) - y_t
+        return -(y_t * log_p).sum(), log_p.exp() * y_t.sum(0, keepdim=True) - y_t
     cols = y.reshape(1, -1)
-    loss = -log_p.gather(0, cols).reshape(-1)
+    loss = -log_p.gather(0, cols).sum()
     G = log_p.exp_()  # softmax(o), computed in place over log_p (no longer needed)
     G.scatter_add_(0, cols, torch.full(cols.shape, -1.0, dtype=G.dtype, device=G.device))  # minus one-hot y
     return loss, G
@@ -133,28 +134,36 @@ class AnalyticLearner:
         self.params = list(self.module.parameters())
         self.all_reduce = getattr(net, "all_reduce", None)
 
+    # No ``torch.no_grad()`` below: the parameters are frozen and the data never requires grad, so no
+    # graph is recorded in any grad mode, and a context per step would cost more than the bias update.
     def gradients(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """The batch's summed loss, the outputs, and the summed loss's gradient for each parameter."""
-        with torch.no_grad():
-            out_t = self.module.outputs_t(X)
-            per_example, G_t = self.loss(out_t, y)  # l_i, and G^T = (dl/do)^T with column i for example i
-            return per_example.sum(), out_t.t().contiguous(), linear_grads(X, G_t)
+        out_t = self.module.outputs_t(X)
+        l, G_t = self.loss(out_t, y)  # sum_i l_i, and G^T = (dl/do)^T with column i for example i
+        return l, out_t.t(), linear_grads(X, G_t)
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One SGD step; returns the batch's summed loss and the outputs."""
-        l, out, grads = self.gradients(X, y)
-        n = X.shape[0]
-        with torch.no_grad():
-            if self.all_reduce is not None:
-                grads, n = self.all_reduce(grads, n)
+        """One SGD step; returns the batch's summed loss and the outputs (n, q)."""
+        if self.all_reduce is not None:  # distributed: every rank's summed gradient first, then the step
+            l, out, grads = self.gradients(X, y)
+            grads, n = self.all_reduce(grads, X.shape[0])
             sgd(self.params, grads, self.lr, n, self.weight_decay)
-        return l, out
+            return l, out
+        out_t = self.module.outputs_t(X)
+        l, G_t = self.loss(out_t, y)
+        weight, bias = self.params
+        step = self.lr / X.shape[0]
+        # sgd() on linear_grads(), fused: W <- (1 - lr wd) W - lr/n G^T X is one in-place product
+        # (no gradient tensor is formed), and b <- b - lr/n sum_i G_i
+        weight.addmm_(G_t, X if X.dim() == 2 else X.reshape(G_t.shape[1], -1),
+                      beta=1 - self.lr * self.weight_decay, alpha=-step)
+        bias.sub_(G_t.sum(1), alpha=step)
+        return l, out_t.t()
 
     def eval_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed loss and outputs without touching the parameters."""
-        with torch.no_grad():
-            out_t = self.module.outputs_t(X)
-            return self.loss(out_t, y)[0].sum(), out_t.t().contiguous()
+        out_t = self.module.outputs_t(X)
+        return self.loss(out_t, y)[0], out_t.t()
 
     def set_lr(self, lr: float) -> None:
         self.lr = lr
