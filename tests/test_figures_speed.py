@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import torch
 
 from linearnet import TrainConfig, train_run
@@ -48,14 +51,44 @@ def test_concurrent_figures_are_byte_identical_to_serial_ones(tmp_path):
         "normal.png": lambda: plots.normal_figure(),
     }
     g.manual_seed(1)
-    plots.save_figures({tmp_path / "serial" / k: f for k, f in makers.items()}, workers=1)
+    plots.save_figures({tmp_path / "serial" / k: f for k, f in makers.items()}, parallel=False)
     for round_ in range(3):  # a race would show as differing bytes in one of the rounds
         g.manual_seed(1)
-        plots.save_figures({tmp_path / f"threads{round_}" / k: f for k, f in makers.items()}, workers=5)
+        plots.save_figures({tmp_path / f"parallel{round_}" / k: f for k, f in makers.items()})
         for name in makers:
             serial = (tmp_path / "serial" / name).read_bytes()
             assert serial.startswith(b"\x89PNG\r\n\x1a\n")
-            assert (tmp_path / f"threads{round_}" / name).read_bytes() == serial, name
+            assert (tmp_path / f"parallel{round_}" / name).read_bytes() == serial, name
+        assert sorted(p.name for p in (tmp_path / f"parallel{round_}").iterdir()) == sorted(makers)  # no .tmp
+
+
+def _pid_figure(log):
+    """A figure whose maker notes which process built it (a child cannot tell its parent otherwise)."""
+    def make():
+        with open(log, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return plots.line_figure([0.0, 1.0], [[1.0, 0.5]])
+    return make
+
+
+def test_figures_are_drawn_by_two_processes_when_two_cores_are_there(tmp_path):
+    log = tmp_path / "pids.txt"
+    plots.save_figures({tmp_path / f"f{i}.png": _pid_figure(log) for i in range(4)})
+    pids = log.read_text().split()
+    assert len(pids) == 4 and str(os.getpid()) in pids
+    assert len(set(pids)) == (2 if plots._can_fork() else 1)  # CI and the dev machines have 2 cores: forked
+    assert all((tmp_path / f"f{i}.png").read_bytes().startswith(b"\x89PNG") for i in range(4))
+
+
+def test_a_figure_failing_in_the_child_fails_as_it_would_serially(tmp_path):
+    def bad():
+        raise ValueError("no such class")
+
+    jobs = {tmp_path / "good.png": _pid_figure(tmp_path / "pids.txt"), tmp_path / "bad.png": bad}
+    with pytest.raises(ValueError, match="no such class"):  # the second figure is the child's share
+        plots.save_figures(jobs)
+    assert (tmp_path / "good.png").exists() and not (tmp_path / "bad.png").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_the_run_folder_curves_show_the_final_history(tmp_path):

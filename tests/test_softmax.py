@@ -141,3 +141,18 @@ def test_options_schedule_weight_decay_validation_split(tmp_path):
 def test_evaluation_batches_do_not_shuffle(fmnist):
     b = Batches(torch.arange(10), torch.arange(10), 4)
     assert torch.cat([x for x, _ in b]).tolist() == list(range(10))
+
+
+@pytest.mark.parametrize("impl", ["scratch", "concise", "analytic"])
+def test_epoch_accuracy_counts_every_batch_including_the_tail(impl):
+    # the loop counts correct predictions 64 batches at a time: 143 batches = two full groups + a tail
+    from linearnet.training.loop import run_epoch
+
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(1000, 6, generator=g), torch.randint(0, 4, (1000,), generator=g)
+    net = build_net("softmax", impl, 6, 4, seed=1)
+    stats = run_epoch(build_learner(net, "softmax", impl, 0.1), Batches(X, y, 7), train=False, classify=True)
+    with torch.no_grad():
+        expected = int((net(X).argmax(1) == y).sum())
+    assert 100 < expected < 900 and stats["n"] == 1000
+    assert stats["acc"] == expected / 1000

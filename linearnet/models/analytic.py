@@ -140,7 +140,7 @@ class AnalyticLearner:
         """The batch's summed loss, the outputs, and the summed loss's gradient for each parameter."""
         out_t = self.module.outputs_t(X)
         l, G_t = self.loss(out_t, y)  # sum_i l_i, and G^T = (dl/do)^T with column i for example i
-        return l, out_t.t(), linear_grads(X, G_t)
+        return l, out_t.t().contiguous(), linear_grads(X, G_t)
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step; returns the batch's summed loss and the outputs (n, q)."""
@@ -158,12 +158,12 @@ class AnalyticLearner:
         weight.addmm_(G_t, X if X.dim() == 2 else X.reshape(G_t.shape[1], -1),
                       beta=1 - self.lr * self.weight_decay, alpha=-step)
         bias.sub_(G_t.sum(1), alpha=step)
-        return l, out_t.t()
+        return l, out_t.t().contiguous()  # row-major (n, q): argmax over rows of q is fast only so
 
     def eval_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed loss and outputs without touching the parameters."""
         out_t = self.module.outputs_t(X)
-        return self.loss(out_t, y)[0], out_t.t()
+        return self.loss(out_t, y)[0], out_t.t().contiguous()
 
     def set_lr(self, lr: float) -> None:
         self.lr = lr

@@ -246,8 +246,11 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
         if every and (record["epoch"] % every == 0 or record["epoch"] == config.epochs):
             save_checkpoint(run_dir, module.state_dict(), learner.optimizer_state(), record["epoch"], hist,
                             data.batch_generators, getattr(data.train, "state", lambda: None)())
-        if live_fig is not None:  # redrawn at most once a second, always after the last epoch
-            live_fig.show(lambda: _history_figure(hist, data), final=record["epoch"] == config.epochs)
+        last = record["epoch"] == config.epochs
+        # redrawn at most once a second; the final curves are shown in a notebook at once, and drawn to
+        # the file with the run's other figures (in parallel with them)
+        if live_fig is not None and (live_fig.jupyter or not last):
+            live_fig.show(lambda: _history_figure(hist, data), final=last)
 
     history = fit(learner, data.train, config.epochs, eval_sets=data.evals, classify=classify,
                   base_lr=config.lr, lr_schedule=config.lr_schedule, history=history,
@@ -256,8 +259,7 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
     model = _model_file(config, data, weight, bias)
     metrics = _metrics(config, data, history, module, weight, bias)
     if writer:
-        curves_drawn = live_fig is not None and live_fig.drew_final
-        _write_outputs(run_dir, history, metrics, model, data, module, write_figures, curves_drawn)
+        _write_outputs(run_dir, history, metrics, model, data, module, write_figures)
         run_dir = folder.publish()
         say(final_line(metrics, data))
     return RunResult(run_dir, history, metrics, model, module, data)
@@ -404,9 +406,8 @@ def _history_figure(history: list[dict], data: PreparedData):
 
 
 def _write_outputs(run_dir: Path, history: list[dict], metrics: dict, model: ModelFile, data: PreparedData,
-                   module, write_figures: bool, curves_drawn: bool = False) -> None:
-    """The run's files; the figures are drawn concurrently (``curves_drawn``: the live view already
-    wrote the final curves)."""
+                   module, write_figures: bool) -> None:
+    """The run's files; the figures are drawn two at a time (:func:`~linearnet.evaluation.plots.save_figures`)."""
     write_csv(run_dir / "history.csv", history)
     write_json(run_dir / "metrics.json", metrics)
     save_model(run_dir / "model.safetensors", model)
@@ -414,7 +415,7 @@ def _write_outputs(run_dir: Path, history: list[dict], metrics: dict, model: Mod
         return
     figures = {}
     curves = run_dir / ("loss.png" if data.task == "regression" else "curves.png")
-    if not curves_drawn and (data.task == "classification" or (history and history[0]["epoch"] > 0)):
+    if data.task == "classification" or (history and history[0]["epoch"] > 0):
         figures[curves] = lambda: _history_figure(history, data)
     if data.task == "classification":
         names = data.classes
