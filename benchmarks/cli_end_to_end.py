@@ -15,8 +15,10 @@ from pathlib import Path
 
 from .harness import Report
 
-# What a training run imports before it can start: the interpreter plus the package's heavy modules.
-STARTUP = [sys.executable, "-c", "import linearnet.cli.commands, linearnet.training.run, linearnet.evaluation.live"]
+# What a training run imports before it can start: the interpreter plus the package's heavy modules. The
+# probe leaves with os._exit: the interpreter's teardown after a run belongs to the command's overhead.
+STARTUP = [sys.executable, "-c", "import linearnet.cli.commands, linearnet.training.run, linearnet.evaluation.live; "
+           "import os; os._exit(0)"]
 
 
 def _timed(cmd: list[str]) -> float:

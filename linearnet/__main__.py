@@ -1,5 +1,5 @@
 """``python -m linearnet`` runs the command line."""
 
-from .cli.main import main
+from .cli.main import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -75,3 +75,25 @@ def test_import_linearnet_is_lazy_and_its_names_still_resolve():
 
     with pytest.raises(AttributeError):
         linearnet.no_such_name  # noqa: B018
+
+
+FREEZE_CHILD = r"""
+import contextlib, gc, io, sys
+from linearnet.cli.main import main, run
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["data", "info"])
+    in_process = gc.get_freeze_count()
+    sys.argv = ["linearnet", "data", "info"]
+    code = run()
+print(in_process, gc.get_freeze_count(), code)
+"""
+
+
+def test_only_the_executable_freezes_the_garbage_collector():
+    # run() (the linearnet executable) freezes torch's long-lived objects out of the collector; main()
+    # called in a process that goes on (a test, a notebook) must not, or its garbage would be kept forever
+    out = subprocess.run([sys.executable, "-c", FREEZE_CHILD], capture_output=True, text=True, timeout=120,
+                         check=True).stdout.split()
+    in_process, executable, code = map(int, out)
+    assert in_process == 0 and code == 0
+    assert executable > 100_000  # torch alone holds ~165,000 objects
