@@ -65,3 +65,50 @@ def test_folder_of_parquet_and_csv_files(tmp_path):
     ref = least_squares(torch.from_numpy(X), torch.from_numpy(y))
     assert rows == 9000 and names == ["a", "b", "c"]
     assert torch.allclose(sol.weight, ref.weight, rtol=1e-8, atol=1e-12)
+
+
+def test_each_rank_reads_only_its_part_of_one_file(tmp_path, monkeypatch):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from linearnet.data.tabular import read_chunks
+    from linearnet.errors import DataError
+
+    rng = np.random.default_rng(3)
+    n = 1037
+    X = rng.normal(size=(n, 3))
+    y = rng.integers(0, 3, n)
+    csv = tmp_path / "t.csv"
+    with open(csv, "w") as fh:
+        fh.write("a,b,c,y\n")
+        for i in range(n):
+            fh.write(",".join(f"{v:.17g}" for v in X[i]) + f",{y[i]}\n" + ("\n" if i == 500 else ""))
+    pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": y}), tmp_path / "t.parquet",
+                   row_group_size=100)
+    np.save(tmp_path / "t.npy", np.column_stack([X, y]))
+    parsed = []
+    real = pd.read_csv
+    monkeypatch.setattr(pd, "read_csv", lambda src, **kw: parsed.append(src) or real(src, **kw))
+    for name in ("t.csv", "t.parquet", "t.npy"):
+        whole = list(read_chunks(tmp_path / name, "y", None, 64)[1])
+        for world in (2, 3):
+            parts = [list(read_chunks(tmp_path / name, "y", None, 64, rank=r, world_size=world)[1])
+                     for r in range(world)]
+            assert all(parts)  # each rank has rows of its own
+            got = [c for p in parts for c in p]
+            # the ranks' consecutive parts make the file, row numbers and line names included
+            assert np.array_equal(np.concatenate([c.rows for c in got]), np.concatenate([c.rows for c in whole]))
+            assert sum(len(c.rows) for c in got) == n
+            assert np.array_equal(np.concatenate([c.X for c in got]), np.concatenate([c.X for c in whole]))
+            assert [c.where[i] for c in got for i in range(len(c.rows))] == \
+                   [c.where[i] for c in whole for i in range(len(c.rows))]
+    # a CSV rank hands pandas its byte range only, not the whole file
+    assert all(hasattr(s, "read") for s in parsed[1:]) and len(parsed) == 1 + 2 + 3
+    # a malformed row in rank 1's range is named by its line in the whole file
+    lines = csv.read_text().splitlines()
+    lines[900] += ",7"
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="line 901 has 5 fields"):
+        list(read_chunks(csv, "y", None, 64, rank=1, world_size=2)[1])

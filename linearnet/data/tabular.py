@@ -67,6 +67,7 @@ class Chunk:
     rows: np.ndarray
     where: Where
     path: Path | None = None  # the file the rows came from (set by the folder iterator; for messages)
+    position: tuple[int, int] | None = None  # (file, chunks read of it) in a pass, set by the folder iterator
 
 
 def table_kind(path: Path) -> str:
@@ -180,7 +181,9 @@ def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
     features : feature columns in order; None means every column except the target.
     chunk_rows : rows per chunk (default: about 16 MB of float64, :func:`default_chunk_rows`).
     labels : return the target as canonical string labels (classification) instead of float64.
-    rank, world_size : chunk ``i`` is returned to rank ``i % world_size`` only (others are skipped).
+    rank, world_size : rank ``rank`` of ``world_size`` reads only its own consecutive part of the file
+        and parses nothing else: a row range of a ``.npy``, whole row groups of a Parquet file, a byte
+        range of a CSV aligned to line starts (rows and line numbers stay those of the whole file).
 
     Raises
     ------
@@ -192,14 +195,14 @@ def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
     _check_path(path)
     kind = table_kind(path)
     if kind == "npy":
-        names, chunks = _npy_chunks(path, target, features, chunk_rows, labels)
+        names, chunks = _npy_chunks(path, target, features, chunk_rows, labels, rank, world_size)
     else:
         header = read_header(path)
         names = select_columns(path, header, target, features)
         chunk_rows = int(chunk_rows or default_chunk_rows(len(header)))
         reader = _parquet_chunks if kind == "parquet" else _csv_chunks
-        chunks = reader(path, header, names, target, chunk_rows, labels)
-    return names, (c for i, c in enumerate(chunks) if i % world_size == rank)
+        chunks = reader(path, header, names, target, chunk_rows, labels, rank, world_size)
+    return names, chunks
 
 
 # ----- the three formats ------------------------------------------------------------------------------
@@ -216,7 +219,8 @@ def _open_npy(path: Path) -> np.ndarray:
     return arr
 
 
-def _npy_chunks(path: Path, target, features, chunk_rows: int | None, labels: bool):
+def _npy_chunks(path: Path, target, features, chunk_rows: int | None, labels: bool, rank: int = 0,
+                world_size: int = 1):
     arr = _open_npy(path)
     chunk_rows = int(chunk_rows or default_chunk_rows(arr.shape[1]))
     has_target = target is not None
@@ -235,8 +239,9 @@ def _npy_chunks(path: Path, target, features, chunk_rows: int | None, labels: bo
     cols = [header.index(f) for f in names]
 
     def gen():
-        for start in range(0, len(arr), chunk_rows):
-            block = np.array(arr[start:start + chunk_rows], dtype=np.float64)
+        lo, hi = len(arr) * rank // world_size, len(arr) * (rank + 1) // world_size  # this rank's rows
+        for start in range(lo, hi, chunk_rows):
+            block = np.array(arr[start:min(start + chunk_rows, hi)], dtype=np.float64)
             rows = np.arange(start, start + len(block))
             where = Where("row", rows + 1)
             X = _finite(path, block[:, cols], names, where, "feature")
@@ -261,12 +266,22 @@ def _parquet(path: Path):
         raise DataError(f"{path}: not a readable Parquet file ({str(exc)[:80]}).") from None
 
 
-def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool):
+def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool, rank: int = 0,
+                    world_size: int = 1):
     import pyarrow as pa
 
     pf = _parquet(path)
-    batches = pf.iter_batches(batch_size=chunk_rows, columns=[*names, *([target] if target else [])])
-    start = 0
+    groups, start = None, 0
+    if world_size > 1:  # whole row groups, consecutive, those starting in this rank's share of the rows
+        sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        total = max(int(sum(sizes)), 1)
+        groups = [i for i, s in enumerate(starts) if int(s) * world_size // total == rank]
+        if not groups:
+            return
+        start = int(starts[groups[0]])
+    batches = pf.iter_batches(batch_size=chunk_rows, row_groups=groups,
+                              columns=[*names, *([target] if target else [])])
     while True:
         try:
             batch = next(batches)
@@ -309,10 +324,68 @@ _MISSING = ["", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL"]  # cells read 
 _BAD_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
-def _csv_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool):
+class _ByteRange(io.RawIOBase):
+    """At most ``size`` bytes of ``fh`` from its position: one rank's part of a CSV, for pandas."""
+
+    def __init__(self, fh, size: int) -> None:
+        super().__init__()
+        self.fh, self.left = fh, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.fh.read(min(len(buffer), self.left))
+        self.left -= len(data)
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.fh.close()
+        super().close()
+
+
+def _csv_share(path: Path, header_lines: int, rank: int, world_size: int) -> tuple[int, int, int]:
+    """This rank's bytes ``[lo, hi)`` of a CSV's data, cut at line starts, and the data rows before ``lo``.
+
+    The data is cut into equal byte ranges, each moved forward to the next line start; the rows
+    before a range are its newlines counted (no parsing), so line numbers stay those of the file.
+    A quoted cell holding a line break is not supported at a cut (nor, for line numbers, anywhere).
+    """
+    with open(path, "rb") as fh:
+        for _ in range(header_lines):
+            fh.readline()
+        first, size = fh.tell(), path.stat().st_size
+
+        def line_start(b: int) -> int:
+            if b <= first:
+                return first
+            fh.seek(b - 1)
+            fh.readline()
+            return fh.tell()
+
+        lo = line_start(first + (size - first) * rank // world_size)
+        hi = line_start(first + (size - first) * (rank + 1) // world_size)
+        fh.seek(first)
+        rows, left = 0, lo - first
+        while left > 0:
+            block = fh.read(min(left, 1 << 24))
+            rows, left = rows + block.count(b"\n"), left - len(block)
+    return lo, hi, rows
+
+
+def _csv_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool, rank: int = 0,
+                world_size: int = 1):
     import pandas as pd
 
     header_lines = _csv_header(path)[1]
+    source, skip, start, shift = path, header_lines, 0, 0
+    if world_size > 1:
+        lo, hi, start = _csv_share(path, header_lines, rank, world_size)
+        fh = open(path, "rb")
+        fh.seek(lo)
+        source, skip = io.BufferedReader(_ByteRange(fh, hi - lo), 1 << 20), 0
+        shift = header_lines + start  # pandas numbers the lines of its range from 1
     cols = [header.index(f) for f in names]
     t = header.index(target) if target is not None else None
     dtypes = {t: str} if labels and t is not None else None
@@ -320,12 +393,11 @@ def _csv_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool
     if dtypes:
         missing[t] = [""]  # a label such as "NA" is a class, not a missing value
     try:
-        reader = pd.read_csv(path, header=None, names=range(len(header)), skiprows=header_lines, engine="c",
+        reader = pd.read_csv(source, header=None, names=range(len(header)), skiprows=skip, engine="c",
                              chunksize=chunk_rows, encoding="utf-8-sig", skip_blank_lines=False,
                              skipinitialspace=True, dtype=dtypes, keep_default_na=False,
                              na_values=missing,
                              low_memory=False)
-        start = 0
         for frame in reader:
             blank = frame.isna().all(axis=1).to_numpy()
             lines = np.arange(start, start + len(frame)) + header_lines + 1
@@ -359,11 +431,14 @@ def _csv_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool
     except pd.errors.ParserError as exc:
         m = _BAD_FIELDS.search(str(exc))
         if m:
-            raise DataError(f"{path}: line {m.group(2)} has {m.group(3)} fields but "
+            raise DataError(f"{path}: line {int(m.group(2)) + shift} has {m.group(3)} fields but "
                             f"the header has {len(header)}; fix that row.") from None
         raise DataError(f"{path}: malformed CSV ({str(exc).strip()[:80]}); fix the file's quoting.") from None
     except pd.errors.EmptyDataError:
         return
+    finally:
+        if source is not path:
+            source.close()
 
 
 def _csv_numbers(path: Path, col, name: str, where: Where, role: str) -> np.ndarray:
