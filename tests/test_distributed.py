@@ -202,4 +202,78 @@ def test_streamed_sgd_two_ranks_read_disjoint_files_and_count_every_row_once(tmp
     single = train_run(TrainConfig.create("softmax", data=str(folder), target="y", stream=True, val_data=str(val),
                                           epochs=2, batch_size=64, progress=False), tmp_path / "one",
                        log=lambda s: None, write_figures=False)
-    assert abs(acc - single.metrics["val_acc"]) < 0.03  # other batches (and unused rows of the fuller rank)
+    assert abs(acc - single.metrics["val_acc"]) < 0.03  # other batches: each rank shuffles its own rows
+
+
+_UNEVEN = """
+import sys, torch, torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from linearnet import TrainConfig
+from linearnet.models import build_learner, build_net
+from linearnet.models.analytic import DistributedAnalytic
+from linearnet.training.loop import run_epoch
+from linearnet.training.prepare import prepare
+from linearnet.scale.sgd_stream import JoinedBatches
+dist.init_process_group('gloo')
+rank, world = dist.get_rank(), dist.get_world_size()
+impl = sys.argv[2]
+cfg = TrainConfig.create('softmax', impl=impl, data=sys.argv[1], target='y', stream=True, batch_size=64,
+                         chunk_rows=100, shuffle_buffer=250, val_fraction=0.0, lr=0.5, progress=False)
+data = prepare(cfg, rank=rank, world_size=world, log=lambda s: None)
+module = build_net('softmax', impl, data.num_inputs, data.num_outputs, seed=0)
+net = DistributedAnalytic(module) if impl == 'analytic' else DistributedDataParallel(module)
+learner = build_learner(net, 'softmax', impl, 0.5)
+seen = []
+def recorded(batches):
+    for X, y in batches:
+        seen.append((X.clone(), y.clone()))
+        yield X, y
+class Source:
+    def __iter__(self):
+        return recorded(data.train)
+source = Source() if impl == 'analytic' else JoinedBatches(Source(), net)
+stats = run_epoch(learner, source, train=True, classify=True)
+w, b = module.export()
+torch.save({'batches': seen, 'w': w, 'b': b, 'n': stats['n']}, f'{sys.argv[3]}.{rank}')
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.parametrize("impl", ["analytic", "scratch"])
+def test_uneven_ranks_train_on_every_row_once(tmp_path, impl):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from linearnet.models import build_learner, build_net
+
+    rng = np.random.default_rng(9)
+    n = 2100
+    X = rng.normal(size=(n, 3))
+    y = (X @ rng.normal(size=(3, 3)) + rng.gumbel(0, 0.3, (n, 3))).argmax(1)
+    ids = np.arange(n, dtype=np.float64)  # a feature that names each row
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    # files p0, p1, p2 over 2 ranks: rank 0 reads p0 and p2 (1700 rows), rank 1 reads p1 (400 rows)
+    for i, part in enumerate(np.split(np.arange(n), [1000, 1400])):
+        pq.write_table(pa.table({"id": ids[part], "a": X[part, 0], "b": X[part, 1], "c": X[part, 2],
+                                 "y": y[part]}), folder / f"p{i}.parquet")
+    script = tmp_path / "uneven.py"
+    script.write_text(_UNEVEN)
+    torchrun(script, folder, impl, tmp_path / "out")
+    got = [torch.load(f"{tmp_path / 'out'}.{r}") for r in range(2)]  # our own test output
+    assert got[0]["n"] == got[1]["n"] == n  # the epoch's reduced row count
+    rows = torch.cat([X[:, 0] for g in got for X, _ in g["batches"]])
+    assert len(rows) == n and len(torch.unique(rows)) == n  # every row once, none dropped
+    assert torch.equal(got[0]["w"], got[1]["w"]) and torch.equal(got[0]["b"], got[1]["b"])
+    if impl != "analytic":
+        return
+    # one process stepping on the union of the ranks' k-th batches ends with the same parameters
+    steps = [len(g["batches"]) for g in got]
+    assert steps[0] == steps[1] == 1700 // 32 + 1  # the fuller rank's count; rank 1 pads with empty batches
+    assert len(got[1]["batches"][-1][0]) == 0
+    ref = build_learner(build_net("softmax", "analytic", 4, 3, seed=0), "softmax", "analytic", 0.5)
+    for (Xa, ya), (Xb, yb) in zip(*(g["batches"] for g in got)):
+        ref.train_step(torch.cat([Xa, Xb]), torch.cat([ya, yb]))
+    w, b = ref.module.export()
+    assert torch.allclose(w, got[0]["w"], atol=1e-5) and torch.allclose(b, got[0]["b"], atol=1e-5)

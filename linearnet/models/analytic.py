@@ -103,7 +103,7 @@ def cross_entropy(logits_t: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor
 def linear_grads(X: torch.Tensor, G_t: torch.Tensor) -> list[torch.Tensor]:
     """Chain rule through ``o = X W^T + b`` for ``G = dL/do``, given as ``G^T`` (q, n): ``dL/dW = G^T X``
     (the chapter's ``X^T (Xw + b - y)`` for linear regression, in W's layout) and ``dL/db = sum_i G_i``."""
-    return [torch.mm(G_t, X.reshape(G_t.shape[1], -1)), G_t.sum(1)]
+    return [torch.mm(G_t, X.flatten(1)), G_t.sum(1)]  # flatten, not reshape(n, -1): n may be 0 (a padded rank)
 
 
 def sgd(params: list[torch.Tensor], grads: list[torch.Tensor], lr: float, batch_size: int,

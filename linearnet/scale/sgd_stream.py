@@ -8,12 +8,18 @@ statistics (Chan's merge of per-chunk means and sums of squares, float64) and th
 each epoch the file order is drawn from its generator, and every chunk passes through a buffer
 of ``shuffle_buffer`` rows from which rows leave in random order. Validation rows are picked by
 row index (or come from ``--val-data``), so no second copy of the data is made. Under torchrun
-each rank reads its own files (a folder) or chunks (one file); every rank takes the same number
-of steps per epoch, the smallest rank's share.
+each rank reads its own files (a folder) or its own part of one file, and every row is trained on
+once per epoch even when the ranks hold unequal shares: with the analytic implementation a rank
+out of rows joins the remaining steps with empty batches (its all-reduce sums the batch sizes, so
+each step is one process's step on the union of the ranks' batches); with scratch and concise
+(DDP) the ranks out of rows *join* (:class:`torch.distributed.algorithms.Join`) and shadow the
+others' all-reduces, and DDP averages the gradients of the ranks still holding rows.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import math
 import queue
 import threading
@@ -116,13 +122,22 @@ class StreamBatches:
     shuffle_buffer : rows held back and mixed; each row leaves the buffer at a uniformly random
         place. 0 (evaluation) passes the chunks through in order.
     seed : seeds the generator (file order and buffer) that the checkpoint saves and restores.
-    steps : at most this many batches per pass (ranks must take equally many steps), None for all.
+    pad_to : after its own rows, yield empty batches (``empty``) up to this many batches per pass, so
+        a rank with fewer rows keeps joining the collectives of the others (None: no padding).
+    empty : ``(X, y)`` with zero rows, the padding batch.
+
+    For checkpoints inside an epoch set ``on_boundary(state, tensors)`` and ``boundary_rows``: it is
+    called at the first chunk end after every ``boundary_rows`` rows, when every batch served so far
+    has been trained on, with what :meth:`restore` needs to continue the pass identically (the
+    position, the buffered rows, the file order's seed state and the epoch's running sums in
+    ``tally``, which the epoch routine keeps current; the generator itself is saved beside it).
     """
 
     def __init__(self, chunks: Callable[[torch.Generator | None], Iterator[Chunk]],
                  transform: Callable[[Chunk], tuple[torch.Tensor, torch.Tensor]], batch_size: int,
                  shuffle_buffer: int = 0, seed: int = 0, device: str | torch.device = "cpu",
-                 steps: int | None = None, files: list[Path] | None = None) -> None:
+                 pad_to: int | None = None, files: list[Path] | None = None,
+                 empty: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         if batch_size <= 0:
             raise ValueError("batch_size must be positive")
         self.chunks, self.transform = chunks, transform
@@ -130,47 +145,75 @@ class StreamBatches:
         self.shuffle = shuffle_buffer > 0
         self.generator = torch.Generator().manual_seed(seed)
         self.device = torch.device(device)
-        self.steps = steps
+        self.pad_to, self.empty = pad_to, empty
         self.files = files or []
         self.epoch = 0  # passes started; saved with the checkpoint beside the generator's state
+        self.tally: dict = {}  # the running pass's sums (loss, correct, n), kept by run_epoch
+        self.on_boundary: Callable[[dict, dict], None] | None = None
+        self.boundary_rows = 0
+        self._resume: dict | None = None  # a pass to continue mid-way (from restore)
 
     def state(self) -> dict:
         """The stream position for a checkpoint taken between epochs (the generator is saved beside it)."""
         return {"epoch": self.epoch, "file": 0, "offset": 0,
                 "files": [[str(f), _size(f)] for f in self.files]}
 
-    def restore(self, state: dict) -> None:
-        """Continue from a checkpoint's position; the files must be the ones it was taken over."""
+    def restore(self, state: dict, tensors: dict[str, torch.Tensor] | None = None) -> None:
+        """Continue from a checkpoint's position (``tensors``: the buffered rows of a checkpoint taken
+        inside an epoch); the files must be the ones it was taken over."""
         now = [[str(f), _size(f)] for f in self.files]
         if state.get("files", now) != now:
             raise DataError(f"{self.files[0] if self.files else 'the data'}: the data files changed since the "
                             "checkpoint (names or sizes differ); resume with the same files or start again.")
-        if state.get("file", 0) or state.get("offset", 0):
-            raise DataError("the checkpoint stops inside an epoch, which this version cannot resume; start again.")
         self.epoch = int(state["epoch"])
+        if "inside" in state:
+            self._resume = {**state["inside"], **{k[7:]: v for k, v in (tensors or {}).items()
+                                                  if k.startswith("stream.")}}
+            self.tally.clear()
+            self.tally.update(state["inside"]["tally"])
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gone = [f for f in self.files if not f.is_file()]
         if gone:  # a folder is listed afresh each pass: a vanished file would otherwise be skipped silently
             raise DataError(f"{gone[0]}: file not found (it was there when training started); restore it, or "
                             "start again without it.")
-        self.epoch += 1
         g = self.generator if self.shuffle else None
+        resume, self._resume = self._resume, None
+        if resume is None:
+            self.epoch += 1
+            self.tally.clear()
         steps = 0
-        for X, y in self._rows(g):
-            if self.steps is not None and steps >= self.steps:
-                return
+        for X, y in self._rows(g, resume):
             steps += 1
             if self.device.type != "cpu":
                 X, y = X.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             yield X, y
+        if self.pad_to is not None and steps < self.pad_to:
+            X, y = (t.to(self.device) for t in self.empty)
+            for _ in range(self.pad_to - steps):
+                yield X, y
+        self.tally.clear()  # in place: the epoch routine holds this dict
 
-    def _rows(self, g: torch.Generator | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _rows(self, g: torch.Generator | None, resume: dict | None
+              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of ``batch_size`` rows (the last one shorter) out of the chunks, through the buffer."""
         bs, cap = self.batch_size, self.shuffle_buffer
         pool: tuple[torch.Tensor, torch.Tensor] | None = None    # the shuffle buffer
         carry: tuple[torch.Tensor, torch.Tensor] | None = None   # rows out of the buffer, fewer than a batch
-        for X, y in _read_ahead(self.chunks(g), self.transform):
+        order, chunks = g, self.chunks
+        if resume is not None:  # the file order drawn again from the pass's first state, then onwards
+            order = torch.Generator().manual_seed(0)
+            order.set_state(torch.frombuffer(bytearray(base64.b64decode(resume["order_state"])), dtype=torch.uint8))
+            pool = (resume["pool_X"], resume["pool_y"]) if "pool_X" in resume else None
+            carry = (resume["carry_X"], resume["carry_y"]) if "carry_X" in resume else None
+            chunks = functools.partial(self.chunks, start=tuple(resume["position"]))
+        watch = self.on_boundary is not None and self.boundary_rows > 0
+        first = base64.b64encode(g.get_state().numpy().tobytes()).decode() if watch and g is not None else None
+        if resume is not None:
+            first = resume["order_state"]
+        since = 0
+        for (X, y), position in _read_ahead(chunks(order), self.transform):
+            since += len(X)
             if g is not None:
                 pool, out = _exchange(pool, (X, y), cap, g)
                 if out is None:
@@ -181,6 +224,10 @@ class StreamBatches:
             for i in range(0, full, bs):
                 yield carry[0][i:i + bs], carry[1][i:i + bs]
             carry = (carry[0][full:], carry[1][full:])
+            if watch and since >= self.boundary_rows and position is not None and first is not None:
+                since = 0  # here every batch served so far has been trained on: a consistent state
+                state, tensors = _boundary_state(self.epoch, position, first, self.tally, pool, carry)
+                self.on_boundary({**self.state(), **state}, tensors)
         if pool is not None:  # the end of the pass: the buffer leaves in random order
             pool = _take(pool, torch.randperm(len(pool[0]), generator=g))
             carry = pool if carry is None else (torch.cat([carry[0], pool[0]]), torch.cat([carry[1], pool[1]]))
@@ -220,6 +267,32 @@ def _exchange(pool, chunk, cap: int, g: torch.Generator):
     return pool, out
 
 
+class JoinedBatches:
+    """``batches`` iterated inside DDP's :class:`~torch.distributed.algorithms.Join`: a rank out of rows
+    shadows the others' all-reduces until every rank is done, so no rank's rows go unused. The
+    gradients of a step are averaged over the ranks still holding rows, and at the end DDP copies the
+    last rank's parameters to all."""
+
+    def __init__(self, batches, ddp) -> None:
+        self.batches, self.ddp = batches, ddp
+
+    def __iter__(self):
+        import warnings
+
+        from torch.distributed.algorithms import Join
+
+        with warnings.catch_warnings():  # the skew warning: unequal shares are expected here
+            warnings.filterwarnings("ignore", message="Detected uneven input skew")
+            try:
+                with Join([self.ddp], divide_by_initial_world_size=False):
+                    yield from self.batches
+            finally:  # a Join leaves DDP in join mode, whose forward (evaluation too) then joins collectives
+                Join([self.ddp], enable=False)
+
+    def __getattr__(self, name):  # state(), restore(), device, ... of the wrapped source
+        return getattr(self.batches, name)
+
+
 _END = object()
 
 
@@ -244,7 +317,7 @@ def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 1) -> Iterator[
     def produce() -> None:
         try:
             for chunk in chunks:
-                if not put(transform(chunk)):
+                if not put((transform(chunk), getattr(chunk, "position", None))):
                     return
             put(_END)
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -262,6 +335,16 @@ def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 1) -> Iterator[
             yield item
     finally:
         stop.set()
+
+
+def _boundary_state(epoch: int, position, first: str, tally: dict, pool, carry) -> tuple[dict, dict]:
+    """A stream state inside pass ``epoch`` (JSON) and its buffered rows (tensors), for a checkpoint."""
+    sums = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in tally.items()}
+    tensors = {}
+    for name, pair in (("pool", pool), ("carry", carry)):
+        if pair is not None:
+            tensors[f"stream.{name}_X"], tensors[f"stream.{name}_y"] = pair[0].contiguous(), pair[1].contiguous()
+    return {"epoch": epoch, "inside": {"position": list(position), "order_state": first, "tally": sums}}, tensors
 
 
 def _take(pair: tuple[torch.Tensor, torch.Tensor], idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -284,6 +367,9 @@ def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
         raise ConfigError("the closed form streams on its own (--chunk-rows); --stream is for SGD (--impl scratch "
                           "or concise).")
     rank, world = common["rank"], common["world_size"]
+    if config.checkpoint_rows and world > 1:
+        raise ConfigError("--checkpoint-rows checkpoints one process's stream; under torchrun checkpoints are taken "
+                          "between epochs (--checkpoint-every), so leave it out.")
     # the statistics pass reads the same chunks as training, so each rank's share (and step count) is the same
     chunk_rows = config.chunk_rows or default_stream_chunk_rows(len(iter_table_chunks(config.data, config.target,
                                                                                       config.features)[0]))
@@ -313,23 +399,27 @@ def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
         return transform
 
     def source(data: str, part: str, fraction: float):
-        def chunks(order, all_ranks: bool = False):
+        def chunks(order, all_ranks: bool = False, start: tuple[int, int] = (0, 0)):
             r, w = (0, 1) if all_ranks else (rank, world)
             return iter_table_chunks(data, config.target, config.features, chunk_rows, r, w, labels=lookup is not None,
-                                     part=part, val_fraction=fraction, order=order)[1]
+                                     part=part, val_fraction=fraction, order=order, start=start)[1]
         return chunks
 
-    steps = None
-    if world > 1:  # every rank must take the same number of steps: the smallest share sets it
+    steps = math.ceil(stats.local_rows / bs)
+    pad_to = None
+    if world > 1 and config.impl == "analytic":  # ranks with fewer rows pad with empty batches (see above)
         import torch.distributed as dist
 
-        mine = torch.tensor([math.ceil(stats.local_rows / bs)], dtype=torch.int64)
-        dist.all_reduce(mine, op=dist.ReduceOp.MIN)
-        steps = int(mine)
+        most = torch.tensor([steps], dtype=torch.int64)
+        dist.all_reduce(most, op=dist.ReduceOp.MAX)
+        pad_to = steps = int(most)
+    empty = (torch.empty(0, d), torch.empty(0, dtype=torch.int64) if lookup is not None else torch.empty(0, 1))
     buffer = config.shuffle_buffer or default_shuffle_buffer(d)
     device = common["device"]
     train = StreamBatches(source(config.data, "train", config.resolved_val_fraction), transform_for("training"),
-                          bs, buffer, seed=config.seed + 1, device=device, steps=steps, files=_files(Path(config.data)))
+                          bs, buffer, seed=config.seed + 1, device=device, pad_to=pad_to,
+                          files=_files(Path(config.data)), empty=empty)
+    train.boundary_rows = config.checkpoint_rows or 0
     evals = {}
     if config.val_data is not None:
         if names != (val_names := _val_names(config)):

@@ -217,8 +217,10 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
         restore_rng_states(ckpt["rng_tensors"], ckpt["rng_meta"], data.batch_generators)
         history = ckpt["history"]
         if ckpt.get("stream") is not None and hasattr(data.train, "restore"):
-            data.train.restore(ckpt["stream"])
-        say(f"resuming {source} after epoch {ckpt['epoch']} of {config.epochs}")
+            data.train.restore(ckpt["stream"], ckpt["stream_tensors"])
+        inside = (ckpt.get("stream") or {}).get("inside")
+        say(f"resuming {source} after epoch {ckpt['epoch']} of {config.epochs}"
+            + (f", inside epoch {ckpt['epoch'] + 1} after {inside['tally'].get('n', 0)} rows" if inside else ""))
     module = net
     if dist.is_available() and dist.is_initialized() and config.impl == "analytic":
         from ..models.analytic import DistributedAnalytic  # no autograd: it all-reduces the gradients itself
@@ -228,6 +230,11 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    train_batches = data.train
+    if isinstance(net, torch.nn.parallel.DistributedDataParallel) and data.info.get("streamed"):
+        from ..scale.sgd_stream import JoinedBatches  # ranks with unequal shares: every row still counts
+
+        train_batches = JoinedBatches(data.train, net)
     learner = build_learner(net, config.model, config.impl, config.lr, config.weight_decay, config.loss,
                             config.huber_delta)
     if ckpt is not None:
@@ -238,7 +245,10 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
     live_fig = LiveFigure(run_dir / "curves.png" if classify else run_dir / "loss.png", announce=say) \
         if (writer and live and write_figures) else None
 
+    done = list(history)  # the epochs completed, for a checkpoint taken inside the next one
+
     def on_epoch(record: dict, hist: list[dict]) -> None:
+        done[:] = hist
         say(summary_line(record, data))
         if not writer:
             return
@@ -252,7 +262,13 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
         if live_fig is not None and (live_fig.jupyter or not last):
             live_fig.show(lambda: _history_figure(hist, data), final=last)
 
-    history = fit(learner, data.train, config.epochs, eval_sets=data.evals, classify=classify,
+    if writer and config.checkpoint_rows and hasattr(data.train, "on_boundary"):
+        def inside_epoch(stream: dict, tensors: dict) -> None:  # at a chunk end, every batch so far trained on
+            save_checkpoint(run_dir, module.state_dict(), learner.optimizer_state(), len(done), done,
+                            data.batch_generators, stream, tensors)
+
+        data.train.on_boundary = inside_epoch
+    history = fit(learner, train_batches, config.epochs, eval_sets=data.evals, classify=classify,
                   base_lr=config.lr, lr_schedule=config.lr_schedule, history=history,
                   progress=config.progress and writer, on_epoch=on_epoch)
     weight, bias = module.export()
