@@ -60,6 +60,7 @@ class TrainConfig:
     shuffle_buffer: int | None = None      # --stream: rows in the shuffle buffer; None: 4 chunks' worth
     val_data: str | None = None            # a separate validation table (then no rows are held out of --data)
     checkpoint_every: int | None = None    # epochs between checkpoints; None: 1 unless the run is tiny
+    checkpoint_rows: int | None = None     # --stream: also checkpoint inside an epoch every N rows (chunk ends)
     progress: bool = True                  # show a progress bar within each epoch
     allow_many_classes: bool = False       # softmax: accept a fractional numeric target with many values
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes recorded in config.json
@@ -101,6 +102,9 @@ class TrainConfig:
         _check(self.shuffle_buffer is None or (isinstance(self.shuffle_buffer, int) and self.shuffle_buffer > 0),
                "--shuffle-buffer must be a positive number of rows")
         _check(self.shuffle_buffer is None or self.stream, "--shuffle-buffer applies to --stream only")
+        _check(self.checkpoint_rows is None or (isinstance(self.checkpoint_rows, int) and self.checkpoint_rows > 0),
+               "--checkpoint-rows must be a positive number of rows")
+        _check(self.checkpoint_rows is None or self.stream, "--checkpoint-rows applies to --stream only")
         _check(not self.stream or self.is_csv, "--stream trains from a file or folder; give --data PATH")
         _check(self.val_data is None or self.is_csv, "--val-data applies to training on a table (--data PATH)")
         _check(self.val_data is None or self.impl != "closed-form" or not (self.stream or self.chunk_rows),

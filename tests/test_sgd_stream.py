@@ -207,3 +207,99 @@ def test_config_checks():
     with pytest.raises(ValueError, match="--stream trains from a file"):
         TrainConfig.create("softmax", stream=True)
     assert TrainConfig.create("softmax", data="x.csv", val_data="v.csv").resolved_val_fraction == 0.0
+
+
+def _inside_epoch(path):
+    """The (epoch, rows trained on) of a checkpoint taken inside an epoch, else None (or unreadable yet)."""
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as fh:
+            stream = json.loads(fh.metadata().get("stream", "null")) or {}
+    except Exception:  # a file replaced under us: try again at the next poll
+        return None
+    inside = stream.get("inside")
+    return (stream["epoch"], inside["tally"]["n"]) if inside else None
+
+
+@pytest.mark.parametrize("impl", ["analytic", "concise"])
+def test_checkpoint_inside_an_epoch_then_resume_equals_uninterrupted(tmp_path, monkeypatch, impl):
+    import linearnet.training.run as run_module
+
+    X, y = _table(3000, 4, 3, 11)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(3000), 3)):
+        _write_csv(folder / f"p{i}.csv", X[part], y[part], ["a", "b", "c"])
+    common = dict(impl=impl, data=str(folder), stream=True, chunk_rows=150, shuffle_buffer=400, epochs=3,
+                  batch_size=32, checkpoint_rows=700)
+    full = _train(tmp_path, "full", **common)
+    real, written = run_module.save_checkpoint, []
+
+    def save_then_die(*args, **kw):  # killed right after the 4th checkpoint inside an epoch is on disk
+        path = real(*args, **kw)
+        written.append(_inside_epoch(path))
+        if sum(w is not None for w in written) == 4:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(run_module, "save_checkpoint", save_then_die)
+    cfg = TrainConfig.create("softmax", target="y", progress=False, checkpoint_every=1, **common)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, tmp_path / "cut", log=lambda _m: None, write_figures=False)
+    monkeypatch.setattr(run_module, "save_checkpoint", real)
+    ckpt = load_checkpoint(tmp_path / "cut.partial")
+    epoch, rows = written[-1]
+    assert ckpt["epoch"] == 1 and epoch == 2 and 0 < rows < 2700  # inside the 2nd epoch, after epoch 1's
+    assert "stream.pool_X" in ckpt["stream_tensors"]  # the shuffle buffer's rows travel with it
+    said = []
+    resumed = train_run(cfg, tmp_path / "cut", resume=True, log=said.append, write_figures=False)
+    assert f"inside epoch 2 after {rows} rows" in said[0]
+    assert torch.equal(resumed.model.weight, full.model.weight) and torch.equal(resumed.model.bias, full.model.bias)
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
+
+
+def test_sigkill_inside_an_epoch_then_resume_is_bit_identical(tmp_path, cli):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import find_checkpoint
+
+    X, y = _table(12000, 4, 3, 12)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(12000), 3)):
+        _write_csv(folder / f"p{i}.csv", X[part], y[part], ["a", "b", "c"])
+    train = ["train", "softmax", "--data", str(folder), "--target", "y", "--stream", "--chunk-rows", "250",
+             "--shuffle-buffer", "600", "--checkpoint-rows", "1000", "--epochs", "3", "--batch-size", "16",
+             "--checkpoint-every", "1", "--no-progress"]
+    assert cli(*train, "--out", tmp_path / "ref")[0] == 0
+    ref = load_model(tmp_path / "ref")
+    inside = 0
+    for trial, (epoch, delay) in enumerate([(2, 0.0), (3, 0.02)]):
+        run = tmp_path / f"run{trial}"
+        proc = subprocess.Popen([sys.executable, "-m", "linearnet", *train, "--out", str(run)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline, seen = time.time() + 120, None
+        while proc.poll() is None and time.time() < deadline:
+            ckpt = find_checkpoint(run)
+            seen = _inside_epoch(ckpt) if ckpt is not None else None
+            if seen is not None and seen[0] >= epoch:
+                break
+            time.sleep(0.005)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert seen is not None and seen[0] >= epoch, "the run ended before a checkpoint inside the epoch"
+        code, out, err = cli("train", "softmax", "--resume", run, "--no-progress")
+        assert code == 0, err
+        inside += "inside epoch" in out
+        got = load_model(run)
+        assert torch.equal(got.weight, ref.weight) and torch.equal(got.bias, ref.bias), f"trial {trial}"
+        assert not list(tmp_path.glob(f"run{trial}*/*.tmp"))
+    assert inside >= 1  # at least one kill really landed inside an epoch and was resumed from there

@@ -65,6 +65,8 @@ def _add_train(sub) -> None:
                    help="--stream: rows mixed in the shuffle buffer (default 4 chunks' worth)")
     p.add_argument("--val-data", metavar="PATH", help="a separate validation table (no rows held out of --data)")
     p.add_argument("--checkpoint-every", type=_positive_int, help="epochs between checkpoints (0: none)")
+    p.add_argument("--checkpoint-rows", type=_positive_int, metavar="ROWS",
+                   help="--stream: also checkpoint inside an epoch, at the first chunk end after every ROWS rows")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--allow-many-classes", action="store_true",
                    help="softmax: treat a fractional numeric target with many values as classes")
@@ -127,6 +129,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         normalize=args.normalize or None, device=args.device, seed=args.seed, num_examples=args.num_examples,
         noise=args.noise, data_dir=args.data_dir, allow_download=not args.no_download,
         chunk_rows=args.chunk_rows, checkpoint_every=args.checkpoint_every, stream=args.stream or None,
+        checkpoint_rows=args.checkpoint_rows,
         shuffle_buffer=args.shuffle_buffer, val_data=args.val_data,
         progress=not args.no_progress, allow_many_classes=args.allow_many_classes or None)
 

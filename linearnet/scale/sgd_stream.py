@@ -339,7 +339,10 @@ def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 1) -> Iterator[
 
 def _boundary_state(epoch: int, position, first: str, tally: dict, pool, carry) -> tuple[dict, dict]:
     """A stream state inside pass ``epoch`` (JSON) and its buffered rows (tensors), for a checkpoint."""
-    sums = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in tally.items()}
+    sums = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in tally.items() if k != "held"}
+    outs, labels = tally.get("held", ((), ()))
+    if outs:  # outputs the epoch routine holds to count together later
+        sums["correct"] += int((torch.cat(outs).argmax(dim=1) == torch.cat(labels)).sum())
     tensors = {}
     for name, pair in (("pool", pool), ("carry", carry)):
         if pair is not None:

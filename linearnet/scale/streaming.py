@@ -44,8 +44,8 @@ def _files(path: Path) -> list[Path]:
 
 def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk_rows: int | None = None,
                       rank: int = 0, world_size: int = 1, *, labels: bool = False, part: str = "all",
-                      val_fraction: float = 0.0, order: torch.Generator | None = None
-                      ) -> tuple[list[str], Iterator[Chunk]]:
+                      val_fraction: float = 0.0, order: torch.Generator | None = None,
+                      start: tuple[int, int] = (0, 0)) -> tuple[list[str], Iterator[Chunk]]:
     """Feature names and this rank's :class:`~linearnet.data.tabular.Chunk` s of a file or folder.
 
     ``part`` keeps "all" rows, only the "train" rows or only the "val" rows of the split by row
@@ -53,6 +53,9 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
     A ``.npy`` file's last column is the target (``target`` may then be None). Chunk ``i`` belongs to
     rank ``i % world_size``; in a folder of several files each rank reads whole files, in an order
     drawn from ``order`` when given (streamed SGD shuffles the file order per epoch).
+    Each chunk's ``position`` is (file, chunks of that file read so far), in this rank's file order;
+    ``start`` continues after such a position (earlier files are not opened; earlier chunks of the
+    file are read and dropped, so a resumed pass cuts the file into the same chunks).
     """
     path = Path(path)
     files = _files(path)
@@ -70,13 +73,17 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
         mine = files[rank::world_size] if many else files
         if order is not None:
             mine = [mine[i] for i in torch.randperm(len(mine), generator=order).tolist()]
-        for f in mine:
+        for fi, f in enumerate(mine):
+            if fi < start[0]:
+                continue
             names, chunks = read_chunks(f, tgt, features, chunk_rows, labels=labels,
                                         rank=0 if many else rank, world_size=1 if many else world_size)
             if names != first_names:
                 raise DataError(f"{f}: its columns {names} differ from {first_names} in {files[0]}; every file "
                                 "of the folder needs the same columns.")
-            for c in chunks:
+            for ci, c in enumerate(chunks, start=1):
+                if fi == start[0] and ci <= start[1]:
+                    continue
                 if part != "all" and val_fraction > 0:
                     keep = is_val_row(c.rows, val_fraction)
                     keep = keep if part == "val" else ~keep
@@ -86,7 +93,7 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
                 elif part == "val":
                     continue
                 if len(c.rows):
-                    c.path = f
+                    c.path, c.position = f, (fi, ci)
                     yield c
 
     return first_names, every_chunk()

@@ -84,15 +84,17 @@ def _py_state_from_json(state: list) -> tuple:
 
 def save_checkpoint(run_dir: Path, params: dict[str, torch.Tensor], optimizer: dict[str, torch.Tensor],
                     epoch: int, history: list[dict], batch_generators: dict[str, torch.Generator],
-                    stream: dict | None = None) -> Path:
+                    stream: dict | None = None, stream_tensors: dict[str, torch.Tensor] | None = None) -> Path:
     """Write the checkpoint for the end of ``epoch`` (atomic, SIGINT-safe); ``stream``: a streamed
-    source's position (epoch, file, offset; its generator is among ``batch_generators``)."""
+    source's position (its generator is among ``batch_generators``), with ``stream_tensors`` (named
+    ``stream.*``: a shuffle buffer's rows) when it was taken inside the next epoch."""
     from safetensors.torch import save_file
 
     rng_tensors, rng_meta = rng_states(batch_generators)
     tensors = {f"param.{k}": v.detach().cpu().contiguous() for k, v in params.items()}
     tensors.update({f"optim.{k}": v.detach().cpu().contiguous() for k, v in optimizer.items()})
     tensors.update({k: v.contiguous() for k, v in rng_tensors.items()})
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in (stream_tensors or {}).items()})
     meta = {"epoch": str(epoch), "history": json.dumps(history), "rng": json.dumps(rng_meta),
             "format_version": "1", DIGEST_KEY: tensors_digest(tensors)}
     if stream is not None:
@@ -123,4 +125,5 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
     out["params"] = {k[6:]: v for k, v in tensors.items() if k.startswith("param.")}
     out["optimizer"] = {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")}
     out["rng_tensors"] = {k: v for k, v in tensors.items() if k.startswith("rng.")}
+    out["stream_tensors"] = {k: v for k, v in tensors.items() if k.startswith("stream.")}
     return out

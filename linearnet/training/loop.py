@@ -32,8 +32,12 @@ def scheduled_lr(base_lr: float, schedule: str, epoch: int, epochs: int) -> floa
 
 
 def run_epoch(learner, batches: Iterable, train: bool, classify: bool = False,
-              progress: bool = False, desc: str = "", epoch: int = 0) -> dict[str, float]:
+              progress: bool = False, desc: str = "", epoch: int = 0, tally: dict | None = None
+              ) -> dict[str, float]:
     """One pass over ``batches``: train (a step per batch) or evaluate (no grad, eval mode).
+
+    ``tally``, when given, holds the running sums (``loss``, ``correct``, ``n``): the pass continues
+    from them (an epoch resumed mid-way) and keeps them current after every step (for a checkpoint).
 
     Returns ``{"loss": mean per-example loss, "acc": accuracy or None, "n": examples}``, summed over
     every rank when running distributed. A non-finite loss raises :class:`DivergenceError` naming
@@ -52,6 +56,10 @@ def run_epoch(learner, batches: Iterable, train: bool, classify: bool = False,
     # one over a single batch does (~12 us of a ~250 us step), and the outputs held are small.
     outs: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
+    if tally is not None and "loss" in tally:  # an epoch resumed mid-way
+        loss_sum, correct, n = tally["loss"], tally["correct"], tally["n"]
+    if tally is not None:
+        tally["held"] = (outs, labels)  # outputs not counted yet: a checkpoint counts them too
     bar = tqdm(batches, desc=desc, leave=False, disable=None if progress else True, unit="batch")
     with torch.set_grad_enabled(train):
         for step, (X, y) in enumerate(bar, start=1):
@@ -69,6 +77,8 @@ def run_epoch(learner, batches: Iterable, train: bool, classify: bool = False,
                 if len(outs) == ACCURACY_BATCHES:
                     correct += _count_correct(outs, labels, on_cpu)
             n += len(y)
+            if tally is not None:
+                tally["loss"], tally["correct"], tally["n"] = loss_sum, correct, n
     if outs:
         correct += _count_correct(outs, labels, on_cpu)
     totals = torch.tensor([float(loss_sum), float(correct), float(n)], dtype=torch.float64, device=device)
@@ -116,7 +126,8 @@ def fit(learner, train_batches: Iterable, epochs: int, *, eval_sets: dict[str, I
         learner.set_lr(lr)
         start = time.perf_counter()
         stats = run_epoch(learner, train_batches, train=True, classify=classify, progress=progress,
-                          desc=f"epoch {epoch + 1}/{epochs}", epoch=epoch + 1)
+                          desc=f"epoch {epoch + 1}/{epochs}", epoch=epoch + 1,
+                          tally=getattr(train_batches, "tally", None))
         record: Record = {"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"]}
         if classify:
             record["train_acc"] = stats["acc"]
