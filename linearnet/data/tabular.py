@@ -300,8 +300,10 @@ def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: 
         if target is not None:
             col = batch.column(target)
             if labels:
-                y = _labels_of(np.array([str(v) if v is not None else "" for v in col.to_pylist()], dtype=object),
-                               path, target, where)
+                # the distinct labels once, then one index per row
+                enc = col if pa.types.is_dictionary(col.type) else col.dictionary_encode()
+                codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+                y = _labels_from_codes(codes, enc.dictionary.to_pylist(), path, target, where)
             else:
                 y = _finite(path, _parquet_numbers(path, col, target, where, pa)[:, None], [target], where,
                             "target")[:, 0]
@@ -481,12 +483,28 @@ def canonical_label(text: str) -> str:
 
 def _labels_of(raw: np.ndarray, path: Path | None = None, target: str | None = None,
                where: Where | None = None) -> np.ndarray:
-    out = np.empty(len(raw), dtype=object)
-    for i, v in enumerate(raw):
+    """Canonical labels of the cells ``raw``; an empty cell names its row."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(raw)  # hashed in C: only the few distinct labels are looked at in Python
+    return _labels_from_codes(codes, list(uniques), path, target, where)
+
+
+def _labels_from_codes(codes: np.ndarray, uniques: list, path, target, where) -> np.ndarray:
+    """``canonical_label`` of each distinct cell, spread by ``codes`` (-1: a missing cell)."""
+    canon = np.empty(len(uniques) + 1, dtype=object)
+    bad = np.zeros(len(uniques) + 1, dtype=bool)
+    bad[-1] = True  # code -1 (a missing cell) indexes the last place
+    for j, v in enumerate(uniques):
         if v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == "":
-            raise DataError(f"{path}: {where[i]}, the target {target!r} is empty; every row needs a label.")
-        out[i] = canonical_label(str(v))
-    return out
+            bad[j] = True
+        else:
+            canon[j] = canonical_label(str(v))
+    rows_bad = bad[codes]
+    if rows_bad.any():
+        i = int(np.argmax(rows_bad))
+        raise DataError(f"{path}: {where[i]}, the target {target!r} is empty; every row needs a label.")
+    return canon[codes]
 
 
 # ----- whole tables in memory -------------------------------------------------------------------------

@@ -446,7 +446,9 @@ def _val_names(config: TrainConfig) -> list[str]:
 
 def _encode(c: Chunk, lookup: dict[str, int], target: str, what: str) -> torch.Tensor:
     """Class indices of a chunk's labels; a label the statistics pass did not see names its file and row."""
-    uniq, inverse = np.unique(c.y.astype(str), return_inverse=True)
+    import pandas as pd
+
+    inverse, uniq = pd.factorize(c.y)  # hashed in C; only the few distinct labels are looked up
     codes = np.empty(len(uniq), dtype=np.int64)
     for j, label in enumerate(uniq):
         if label not in lookup:
