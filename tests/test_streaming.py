@@ -106,6 +106,17 @@ def test_each_rank_reads_only_its_part_of_one_file(tmp_path, monkeypatch):
                    [c.where[i] for c in whole for i in range(len(c.rows))]
     # a CSV rank hands pandas its byte range only, not the whole file
     assert all(hasattr(s, "read") for s in parsed[1:]) and len(parsed) == 1 + 2 + 3
+    for name in ("t.csv", "t.parquet", "t.npy"):  # a resumed pass starts after its chunks, cut as before
+        for world in (1, 2):
+            for rank in range(world):
+                mine = list(read_chunks(tmp_path / name, "y", None, 64, rank=rank, world_size=world)[1])
+                for skip in (1, 3, len(mine)):
+                    rest = list(read_chunks(tmp_path / name, "y", None, 64, rank=rank, world_size=world,
+                                            skip_chunks=skip)[1])
+                    assert len(rest) == len(mine) - skip
+                    for a, b in zip(rest, mine[skip:]):
+                        assert np.array_equal(a.rows, b.rows) and np.array_equal(a.X, b.X)
+                        assert a.where[0] == b.where[0] and list(a.y) == list(b.y)
     # a malformed row in rank 1's range is named by its line in the whole file
     lines = csv.read_text().splitlines()
     lines[900] += ",7"

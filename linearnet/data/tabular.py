@@ -169,7 +169,7 @@ def select_columns(path: Path, header: list[str], target: str | None,
 
 
 def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows: int | None = None, *,
-                labels: bool = False, rank: int = 0, world_size: int = 1
+                labels: bool = False, rank: int = 0, world_size: int = 1, skip_chunks: int = 0
                 ) -> tuple[list[str], Iterator[Chunk]]:
     """Feature names and the stream of this rank's :class:`Chunk` s of a CSV, Parquet or ``.npy`` file.
 
@@ -184,6 +184,9 @@ def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
     rank, world_size : rank ``rank`` of ``world_size`` reads only its own consecutive part of the file
         and parses nothing else: a row range of a ``.npy``, whole row groups of a Parquet file, a byte
         range of a CSV aligned to line starts (rows and line numbers stay those of the whole file).
+    skip_chunks : start after this many chunks of the rank's part (a resumed pass), cut as before: a
+        ``.npy`` or CSV is not read before them (a CSV's lines are counted, not parsed); a Parquet
+        file's are decoded and dropped.
 
     Raises
     ------
@@ -195,13 +198,13 @@ def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
     _check_path(path)
     kind = table_kind(path)
     if kind == "npy":
-        names, chunks = _npy_chunks(path, target, features, chunk_rows, labels, rank, world_size)
+        names, chunks = _npy_chunks(path, target, features, chunk_rows, labels, rank, world_size, skip_chunks)
     else:
         header = read_header(path)
         names = select_columns(path, header, target, features)
         chunk_rows = int(chunk_rows or default_chunk_rows(len(header)))
         reader = _parquet_chunks if kind == "parquet" else _csv_chunks
-        chunks = reader(path, header, names, target, chunk_rows, labels, rank, world_size)
+        chunks = reader(path, header, names, target, chunk_rows, labels, rank, world_size, skip_chunks)
     return names, chunks
 
 
@@ -220,7 +223,7 @@ def _open_npy(path: Path) -> np.ndarray:
 
 
 def _npy_chunks(path: Path, target, features, chunk_rows: int | None, labels: bool, rank: int = 0,
-                world_size: int = 1):
+                world_size: int = 1, skip_chunks: int = 0):
     arr = _open_npy(path)
     chunk_rows = int(chunk_rows or default_chunk_rows(arr.shape[1]))
     has_target = target is not None
@@ -240,7 +243,7 @@ def _npy_chunks(path: Path, target, features, chunk_rows: int | None, labels: bo
 
     def gen():
         lo, hi = len(arr) * rank // world_size, len(arr) * (rank + 1) // world_size  # this rank's rows
-        for start in range(lo, hi, chunk_rows):
+        for start in range(lo + skip_chunks * chunk_rows, hi, chunk_rows):
             block = np.array(arr[start:min(start + chunk_rows, hi)], dtype=np.float64)
             rows = np.arange(start, start + len(block))
             where = Where("row", rows + 1)
@@ -267,7 +270,7 @@ def _parquet(path: Path):
 
 
 def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool, rank: int = 0,
-                    world_size: int = 1):
+                    world_size: int = 1, skip_chunks: int = 0):
     import pyarrow as pa
 
     pf = _parquet(path)
@@ -290,6 +293,9 @@ def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: 
         except Exception as exc:  # pyarrow raises several types for damaged pages
             raise DataError(f"{path}: not a readable Parquet file ({str(exc)[:80]}).") from None
         n = batch.num_rows
+        if skip_chunks > 0:  # a resumed pass: batches span row groups, so they are cut from the start
+            skip_chunks, start = skip_chunks - 1, start + n
+            continue
         rows = np.arange(start, start + n)
         where = Where("row", rows + 1)
         X = np.empty((n, len(names)))
@@ -376,14 +382,36 @@ def _csv_share(path: Path, header_lines: int, rank: int, world_size: int) -> tup
     return lo, hi, rows
 
 
+def _after_lines(path: Path, lo: int, hi: int, lines: int) -> tuple[int, int]:
+    """The byte offset after ``lines`` more lines from ``lo`` (at most ``hi``), and the lines passed."""
+    with open(path, "rb") as fh:
+        fh.seek(lo)
+        pos, found = lo, 0
+        while found < lines and pos < hi:
+            block = fh.read(min(1 << 24, hi - pos))
+            if not block:
+                break
+            count = block.count(b"\n")
+            if found + count >= lines:
+                at = -1
+                for _ in range(lines - found):
+                    at = block.index(b"\n", at + 1)
+                return pos + at + 1, lines
+            found, pos = found + count, pos + len(block)
+    return hi, found
+
+
 def _csv_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool, rank: int = 0,
-                world_size: int = 1):
+                world_size: int = 1, skip_chunks: int = 0):
     import pandas as pd
 
     header_lines = _csv_header(path)[1]
     source, skip, start, shift = path, header_lines, 0, 0
-    if world_size > 1:
+    if world_size > 1 or skip_chunks:
         lo, hi, start = _csv_share(path, header_lines, rank, world_size)
+        if skip_chunks:  # a chunk is chunk_rows lines (blank ones too): count them, parse nothing
+            lo, passed = _after_lines(path, lo, hi, skip_chunks * chunk_rows)
+            start += passed
         fh = open(path, "rb")
         fh.seek(lo)
         source, skip = io.BufferedReader(_ByteRange(fh, hi - lo), 1 << 20), 0

@@ -54,8 +54,8 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
     rank ``i % world_size``; in a folder of several files each rank reads whole files, in an order
     drawn from ``order`` when given (streamed SGD shuffles the file order per epoch).
     Each chunk's ``position`` is (file, chunks of that file read so far), in this rank's file order;
-    ``start`` continues after such a position (earlier files are not opened; earlier chunks of the
-    file are read and dropped, so a resumed pass cuts the file into the same chunks).
+    ``start`` continues after such a position, cutting the same chunks: earlier files are not opened,
+    and the file's earlier chunks are not parsed (CSV, ``.npy``) or only decoded (Parquet).
     """
     path = Path(path)
     files = _files(path)
@@ -76,14 +76,14 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
         for fi, f in enumerate(mine):
             if fi < start[0]:
                 continue
+            skip = start[1] if fi == start[0] else 0
             names, chunks = read_chunks(f, tgt, features, chunk_rows, labels=labels,
-                                        rank=0 if many else rank, world_size=1 if many else world_size)
+                                        rank=0 if many else rank, world_size=1 if many else world_size,
+                                        skip_chunks=skip)
             if names != first_names:
                 raise DataError(f"{f}: its columns {names} differ from {first_names} in {files[0]}; every file "
                                 "of the folder needs the same columns.")
-            for ci, c in enumerate(chunks, start=1):
-                if fi == start[0] and ci <= start[1]:
-                    continue
+            for ci, c in enumerate(chunks, start=1 + skip):
                 if part != "all" and val_fraction > 0:
                     keep = is_val_row(c.rows, val_fraction)
                     keep = keep if part == "val" else ~keep
