@@ -207,6 +207,19 @@ def test_config_checks():
     with pytest.raises(ValueError, match="--stream trains from a file"):
         TrainConfig.create("softmax", stream=True)
     assert TrainConfig.create("softmax", data="x.csv", val_data="v.csv").resolved_val_fraction == 0.0
+    with pytest.raises(ValueError, match="checkpoint-rows applies to --stream"):
+        TrainConfig.create("softmax", data="x.csv", target="y", checkpoint_rows=1000)
+    with pytest.raises(ValueError, match="checkpoint-rows must be a positive"):
+        TrainConfig.create("softmax", data="x.csv", target="y", stream=True, checkpoint_rows=0)
+
+
+def test_checkpoints_inside_an_epoch_are_refused_under_torchrun():
+    from linearnet.errors import ConfigError
+    from linearnet.scale.sgd_stream import prepare_stream
+
+    cfg = TrainConfig.create("softmax", data="x.csv", target="y", stream=True, checkpoint_rows=1000)
+    with pytest.raises(ConfigError, match="under torchrun checkpoints are taken between epochs"):
+        prepare_stream(cfg, {"rank": 0, "world_size": 2, "device": "cpu"}, 256)
 
 
 def _inside_epoch(path):

@@ -264,7 +264,9 @@ def _parquet(path: Path):
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path)
+        # no pre-buffering: it reads ahead the column chunks of every row group asked for (a whole file
+        # for a pass), so memory grew with the file; without it, one row group is held at a time
+        return pq.ParquetFile(path, pre_buffer=False)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise DataError(f"{path}: not a readable Parquet file ({str(exc)[:80]}).") from None
 

@@ -289,18 +289,22 @@ class JoinedBatches:
             finally:  # a Join leaves DDP in join mode, whose forward (evaluation too) then joins collectives
                 Join([self.ddp], enable=False)
 
-    def __getattr__(self, name):  # state(), restore(), device, ... of the wrapped source
+    def __getattr__(self, name):  # state(), restore(), device, tally ... of the wrapped source
+        if name == "batches":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
         return getattr(self.batches, name)
 
 
 _END = object()
 
 
-def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 2) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``transform(chunk)`` for each chunk, read and parsed in a background thread ``depth`` chunks ahead.
 
-    Parsing (pandas, pyarrow) and the SGD steps then overlap on two cores. An error of the reader is
-    raised here, in the caller's thread; a consumer that stops early releases the reader.
+    Parsing (pandas, pyarrow) and the SGD steps then overlap on two cores. The reader thread does
+    nothing but read: it is the epoch's bottleneck, so the transform (standardizing, encoding the
+    labels) runs in the caller's thread, beside the steps, which have time to spare. An error of the
+    reader is raised here, in the caller's thread; a consumer that stops early releases the reader.
     """
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -317,7 +321,7 @@ def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 1) -> Iterator[
     def produce() -> None:
         try:
             for chunk in chunks:
-                if not put((transform(chunk), getattr(chunk, "position", None))):
+                if not put(chunk):
                     return
             put(_END)
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -332,7 +336,7 @@ def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 1) -> Iterator[
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield transform(item), getattr(item, "position", None)
     finally:
         stop.set()
 
