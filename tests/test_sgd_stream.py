@@ -272,6 +272,7 @@ def test_checkpoint_inside_an_epoch_then_resume_equals_uninterrupted(tmp_path, m
     assert f"inside epoch 2 after {rows} rows" in said[0]
     assert torch.equal(resumed.model.weight, full.model.weight) and torch.equal(resumed.model.bias, full.model.bias)
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
+    assert [r["train_acc"] for r in resumed.history] == [r["train_acc"] for r in full.history]
 
 
 def test_sigkill_inside_an_epoch_then_resume_is_bit_identical(tmp_path, cli):

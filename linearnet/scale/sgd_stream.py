@@ -179,9 +179,8 @@ class StreamBatches:
                             "start again without it.")
         g = self.generator if self.shuffle else None
         resume, self._resume = self._resume, None
-        if resume is None:
+        if resume is None:  # (the tally was emptied at the end of the last pass; the epoch routine fills it)
             self.epoch += 1
-            self.tally.clear()
         steps = 0
         for X, y in self._rows(g, resume):
             steps += 1
