@@ -218,11 +218,18 @@ class StreamBatches:
                 if out is None:
                     continue
                 X, y = out
-            carry = (X, y) if carry is None else (torch.cat([carry[0], X]), torch.cat([carry[1], y]))
-            full = len(carry[0]) - len(carry[0]) % bs
-            for i in range(0, full, bs):
-                yield carry[0][i:i + bs], carry[1][i:i + bs]
-            carry = (carry[0][full:], carry[1][full:])
+            start = 0  # the rows before are in the batch that completes the carry
+            if carry is not None and len(carry[0]):
+                start = min(bs - len(carry[0]), len(X))
+                carry = (torch.cat([carry[0], X[:start]]), torch.cat([carry[1], y[:start]]))
+                if len(carry[0]) == bs:
+                    yield carry
+                    carry = None
+            if carry is None or not len(carry[0]):  # whole batches are views of the chunk's rows: no copy
+                full = start + (len(X) - start) // bs * bs
+                for i in range(start, full, bs):
+                    yield X[i:i + bs], y[i:i + bs]
+                carry = (X[full:], y[full:])
             if watch and since >= self.boundary_rows and position is not None and first is not None:
                 since = 0  # here every batch served so far has been trained on: a consistent state
                 state, tensors = _boundary_state(self.epoch, position, first, self.tally, pool, carry)
@@ -252,18 +259,27 @@ def _exchange(pool, chunk, cap: int, g: torch.Generator):
     p, c = len(pool[0]), len(chunk[0])
     if p + c <= cap:
         return (torch.cat([pool[0], chunk[0]]), torch.cat([pool[1], chunk[1]])), None
+    # The first m places of a random permutation of the p + c rows: a uniform sample, in random order.
+    # index_select / index_copy_ throughout (the fast row kernels), each row moved at most twice.
     leave = torch.randperm(p + c, generator=g)[:p + c - cap]
-    from_pool, from_chunk = leave[leave < p], leave[leave >= p] - p
-    out = (torch.cat([pool[0][from_pool], chunk[0][from_chunk]]), torch.cat([pool[1][from_pool], chunk[1][from_chunk]]))
-    out = _take(out, torch.randperm(len(out[0]), generator=g))
+    in_pool = leave < p
+    at_pool, at_chunk = in_pool.nonzero().squeeze(1), (~in_pool).nonzero().squeeze(1)
+    from_pool, from_chunk = leave.index_select(0, at_pool), leave.index_select(0, at_chunk) - p
+    out = []
+    for b, c_ in zip(pool, chunk):
+        t = b.new_empty((len(leave),) + tuple(b.shape[1:]))
+        t.index_copy_(0, at_pool, b.index_select(0, from_pool))
+        t.index_copy_(0, at_chunk, c_.index_select(0, from_chunk))
+        out.append(t)
     stay = torch.ones(c, dtype=torch.bool)
     stay[from_chunk] = False
-    rest = (chunk[0][stay], chunk[1][stay])
+    rest = stay.nonzero().squeeze(1)  # the chunk's rows that stay, in order, fill the places that left
     k = len(from_pool)
-    pool[0][from_pool], pool[1][from_pool] = rest[0][:k], rest[1][:k]
-    if k < len(rest[0]):  # the buffer is still filling up
-        pool = (torch.cat([pool[0], rest[0][k:]]), torch.cat([pool[1], rest[1][k:]]))
-    return pool, out
+    for b, c_ in zip(pool, chunk):
+        b.index_copy_(0, from_pool, c_.index_select(0, rest[:k]))
+    if k < len(rest):  # the buffer is still filling up
+        pool = tuple(torch.cat([b, c_.index_select(0, rest[k:])]) for b, c_ in zip(pool, chunk))
+    return pool, tuple(out)
 
 
 class JoinedBatches:
@@ -300,10 +316,10 @@ _END = object()
 def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 2) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``transform(chunk)`` for each chunk, read and parsed in a background thread ``depth`` chunks ahead.
 
-    Parsing (pandas, pyarrow) and the SGD steps then overlap on two cores. The reader thread does
-    nothing but read: it is the epoch's bottleneck, so the transform (standardizing, encoding the
-    labels) runs in the caller's thread, beside the steps, which have time to spare. An error of the
-    reader is raised here, in the caller's thread; a consumer that stops early releases the reader.
+    Parsing (pandas, pyarrow) and the SGD steps then overlap on two cores; the transform
+    (standardizing, encoding the labels) runs in the reader thread too, since with Parquet the steps
+    and the shuffle buffer, not the reader, bound the epoch. An error of the reader is raised here, in
+    the caller's thread; a consumer that stops early releases the reader.
     """
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -320,7 +336,7 @@ def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 2) -> Iterator[
     def produce() -> None:
         try:
             for chunk in chunks:
-                if not put(chunk):
+                if not put((transform(chunk), getattr(chunk, "position", None))):
                     return
             put(_END)
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -335,7 +351,7 @@ def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 2) -> Iterator[
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield transform(item), getattr(item, "position", None)
+            yield item
     finally:
         stop.set()
 
@@ -349,7 +365,7 @@ def _boundary_state(epoch: int, position, first: str, tally: dict, pool, carry) 
     tensors = {}
     for name, pair in (("pool", pool), ("carry", carry)):
         if pair is not None:
-            tensors[f"stream.{name}_X"], tensors[f"stream.{name}_y"] = pair[0].contiguous(), pair[1].contiguous()
+            tensors[f"stream.{name}_X"], tensors[f"stream.{name}_y"] = pair[0].clone(), pair[1].clone()
     return {"epoch": epoch, "inside": {"position": list(position), "order_state": first, "tally": sums}}, tensors
 
 
