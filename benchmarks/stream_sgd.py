@@ -14,6 +14,10 @@ regression on generated tables (d = 100 float features; CSV, and Parquet for the
   ``vowpalwabbit``) on the same rows converted once to its text format (conversion not timed),
   both for one pass.
 
+``--quick`` uses 4,000 and 40,000 rows: about one shuffle buffer, which fills before the first step and
+drains after the last read, so reading and stepping barely overlap there and its epoch / read ratio
+says little; the full sizes are many buffers.
+
 Environment: ``LINEARNET_STREAM_SGD_ROWS`` sets the larger file's rows (default 2,500,000; the smaller
 is a tenth), and ``LINEARNET_BENCH_DATA=DIR`` keeps the generated files (about 2.3 GB of CSV, as much
 Parquet and VW text per model at full size) in DIR, so a second run reuses them instead of writing
