@@ -145,3 +145,17 @@ def test_predict_with_a_text_value_in_a_feature_is_exit_2(cli, tmp_path, house_c
     code, out, err = cli("predict", tmp_path / "r", "--data", bad, "--out", tmp_path / "p.csv")
     assert code == 2 and "'big'" in err and "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly(tmp_path, cli):
+    # `linearnet predict RUN --data big.csv | head -2`: no BrokenPipeError traceback, SIGPIPE's exit code
+    data = tmp_path / "d.csv"
+    data.write_text("x,y\n" + "".join(f"{i % 97},{2 * (i % 97) + 1}\n" for i in range(100_000)))
+    assert cli("train", "linreg", "--data", data, "--target", "y", "--out", tmp_path / "r", "--no-progress",
+               "--epochs", "1")[0] == 0
+    proc = subprocess.Popen([sys.executable, "-m", "linearnet", "predict", str(tmp_path / "r"), "--data", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"prediction"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "Error" not in err

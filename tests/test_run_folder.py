@@ -42,6 +42,20 @@ def test_bad_csv_over_a_good_run_leaves_it_intact(cli, tmp_path, good_run, overw
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "good"]
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("where", ["out", "staging"])
+def test_a_folder_that_is_not_a_run_is_never_replaced(cli, tmp_path, overwrite, where):
+    # --out naming the user's own folder (or its .partial sibling): refused even with --overwrite, nothing touched
+    target = tmp_path / "precious"
+    folder = target if where == "out" else tmp_path / "precious.partial"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep")
+    code, _, err = cli("train", "linreg", *FAST, "--out", target, *(["--overwrite"] if overwrite else []))
+    assert code == 2 and "no linearnet run" in err and "choose another --out" in err
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"] and (folder / "notes.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]
+
+
 def test_divergence_with_overwrite_keeps_the_good_run_and_leaves_no_staging(cli, tmp_path, good_run):
     run, before = good_run
     code, _, err = cli("train", "linreg", *FAST, "--lr", "1e6", "--out", run, "--overwrite")

@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None, executable: bool = False) -> int:
     except LinearNetError as exc:
         print(f"linearnet: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader of our output left (`linearnet predict ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush has nowhere to go
+        return 141  # what a shell reports for a writer ended by SIGPIPE
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         run_dir = getattr(args, "_run_dir", None)

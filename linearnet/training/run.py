@@ -73,6 +73,10 @@ def check_new_run_dir(target: Path, overwrite: bool) -> None:
     """Refuse an ``--out`` that cannot take a new run, before any work is done or anything written."""
     if target.exists() and not target.is_dir():
         raise OutputError(f"{target} exists and is not a folder; choose another --out.")
+    for folder in (target, staging_dir(target)):  # --overwrite replaces a run, never a folder of other files
+        if folder.is_dir() and any(folder.iterdir()) and not (folder / "config.json").is_file():
+            raise OutputError(f"{folder} holds files but no linearnet run (no config.json); choose another --out "
+                              "(--overwrite replaces only a run).")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise OutputError(f"{target} already holds a run; pass --overwrite to replace it, --resume {target} to "
                           "continue it, or choose another --out.")
