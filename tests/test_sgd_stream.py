@@ -317,3 +317,32 @@ def test_sigkill_inside_an_epoch_then_resume_is_bit_identical(tmp_path, cli):
         assert torch.equal(got.weight, ref.weight) and torch.equal(got.bias, ref.bias), f"trial {trial}"
         assert not list(tmp_path.glob(f"run{trial}*/*.tmp"))
     assert inside >= 1  # at least one kill really landed inside an epoch and was resumed from there
+
+
+def test_cli_evaluate_scores_the_rows_a_streamed_run_held_out(cli, tmp_path):
+    import json
+
+    # without --data, evaluate uses the run's own validation rows: picked by row index (streamed) or the
+    # --val-data table, as training reported them
+    X, y = _table(3000, 3, 3, 5)
+    data = _write_csv(tmp_path / "d.csv", X, y, labels=["cat", "dog", "eel"])
+    Xr, yr = _table(3000, 3, None, 6)
+    reg = _write_csv(tmp_path / "r.csv", Xr, yr)
+    val = _write_csv(tmp_path / "v.csv", *_table(800, 3, 3, 7), labels=["cat", "dog", "eel"])
+    runs = {"soft": ["softmax", "--data", data, "--stream", "--impl", "analytic"],
+            "reg": ["linreg", "--data", reg, "--stream", "--impl", "analytic"],
+            "closed": ["linreg", "--data", reg, "--impl", "closed-form", "--chunk-rows", "700"],
+            "valdata": ["softmax", "--data", data, "--stream", "--val-data", val, "--impl", "analytic"]}
+    for name, (model, *args) in runs.items():
+        assert cli("train", model, *args, "--target", "y", "--out", tmp_path / name, "--no-progress",
+                   "--epochs", "2")[0] == 0, name
+        code, out, err = cli("evaluate", tmp_path / name)
+        assert code == 0, (name, err)
+        result, metrics = json.loads(out), json.loads((tmp_path / name / "metrics.json").read_text())
+        assert result["split"] == "validation", name
+        if model == "softmax":
+            assert result["accuracy"] == pytest.approx(metrics["val_acc"], abs=1e-9), name
+            assert result["rows"] == (800 if name == "valdata" else int(is_val_row(np.arange(3000), 0.2).sum()))
+        else:
+            assert result["rmse"] == pytest.approx(metrics["val_rmse"], rel=1e-6), name
+            assert result["rows"] == int(is_val_row(np.arange(3000), 0.2).sum())

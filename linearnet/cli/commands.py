@@ -136,18 +136,25 @@ def cmd_evaluate(args: argparse.Namespace, env: dict[str, str]) -> int:
         if target is None:
             raise ConfigError("cannot tell the target column of this model; evaluate a CSV-trained run.")
         task = "regression" if model.kind == "linreg" else "classification"
-        table = load_csv(args.data or config.data, target, model.feature_names, task=task, classes=model.classes)
-        X, y, rows = table.X, table.y, "all"
-        if not args.data:  # the run's own validation rows: the same seeded split as training
-            X, y = _validation_rows(config, X, y)
+        source, rows = args.data or (config.val_data if config.val_data else config.data), "all"
+        if not args.data and config.val_data:  # the run's own validation table
             rows = "validation"
-        pred = model.predict(X)
+        if not args.data and not config.val_data and _streamed(config):  # its rows picked by index
+            pred, y = _streamed_validation(config, model)
+            rows = "validation"
+        else:
+            table = load_csv(source, target, model.feature_names, task=task, classes=model.classes)
+            X, y = table.X, table.y
+            if rows == "all" and not args.data:  # the run's own validation rows: the same seeded split
+                X, y = _validation_rows(config, X, y)
+                rows = "validation"
+            pred = model.predict(X)
         if task == "regression":
             result = {"rmse": M.rmse(pred, y.reshape(-1)), "r2": M.r2_score(pred, y.reshape(-1)),
                       "rows": len(pred)}
         else:
             result = {"accuracy": float((pred == y).double().mean()), "rows": len(pred)}
-        result["data"], result["split"] = str(args.data or config.data), rows
+        result["data"], result["split"] = str(source), rows
     elif config is not None and config.data == "synthetic":  # the run's own data, drawn again from its seed
         from ..data import synthetic_regression, train_val_split
 
@@ -171,16 +178,45 @@ def cmd_evaluate(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 
 def _validation_rows(config: TrainConfig, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The rows a CSV run held out for validation (its seeded split of the same file)."""
+    """The rows an in-memory CSV run held out for validation (its seeded split of the same file)."""
     from ..data import train_val_split
 
-    if config.chunk_rows or Path(config.data).suffix != ".csv":
-        raise ConfigError(f"this run was streamed from {config.data} without a validation split; pass --data "
-                          "with labelled rows.")
     _, va = train_val_split(len(X), config.resolved_val_fraction, config.seed)
     if not len(va):
         raise ConfigError("this run kept no validation rows (--val-fraction 0); pass --data with labelled rows.")
     return X[va], y[va]
+
+
+def _streamed(config: TrainConfig) -> bool:
+    """Whether the run read its table in chunks (--stream, --chunk-rows, a .npy/Parquet file or a folder)."""
+    return bool(config.stream or config.chunk_rows) or Path(config.data).suffix != ".csv"
+
+
+def _streamed_validation(config: TrainConfig, model) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictions and targets on the rows a streamed run held out (picked by row index, as in training),
+    read chunk by chunk: only the validation rows' predictions are kept."""
+    from ..data.tabular import canonical_label
+    from ..scale.streaming import iter_table_chunks
+
+    fraction = config.resolved_val_fraction
+    if fraction <= 0:
+        raise ConfigError("this run kept no validation rows (--val-fraction 0); pass --data with labelled rows.")
+    classify = model.kind == "softmax"
+    lookup = {canonical_label(str(c)): i for i, c in enumerate(model.classes or [])}
+    preds, targets = [], []
+    for c in iter_table_chunks(config.data, config.target, model.feature_names, config.chunk_rows,
+                               labels=classify, part="val", val_fraction=fraction)[1]:
+        preds.append(model.predict(torch.from_numpy(c.X)))
+        if classify:
+            unknown = [v for v in dict.fromkeys(c.y.tolist()) if v not in lookup]
+            if unknown:
+                raise ConfigError(f"{config.data}: validation label(s) {unknown[:5]} were not seen in training.")
+            targets.append(torch.tensor([lookup[v] for v in c.y.tolist()], dtype=torch.int64))
+        else:
+            targets.append(torch.from_numpy(c.y))
+    if not preds:
+        raise ConfigError(f"{config.data} holds no validation rows for this run; pass --data with labelled rows.")
+    return torch.cat(preds), torch.cat(targets)
 
 
 def cmd_show(args: argparse.Namespace, env: dict[str, str]) -> int:
