@@ -84,12 +84,14 @@ def test_evaluate_csv_regression_defaults_to_validation_rows(cli, tmp_path, hous
     assert code == 0 and json.loads(out)["rows"] == 300 and json.loads(out)["split"] == "all"
 
 
-def test_evaluate_streamed_run_asks_for_data_and_show_refuses_unfinished_runs(cli, tmp_path, house_csv):
+def test_evaluate_streamed_run_scores_its_validation_rows_and_show_refuses_unfinished_runs(cli, tmp_path, house_csv):
     run = tmp_path / "s"
     assert cli("train", "linreg", "--impl", "closed-form", "--chunk-rows", "100", "--data", house_csv, "--target",
                "price", "--out", run, "--no-progress")[0] == 0
-    code, _, err = cli("evaluate", run)
-    assert code == 2 and "--data" in err and "Traceback" not in err
+    code, out, err = cli("evaluate", run)  # the rows the chunked run held out by index, as training scored them
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert code == 0 and json.loads(out)["split"] == "validation", err
+    assert abs(json.loads(out)["rmse"] - metrics["val_rmse"]) <= 1e-6 * metrics["val_rmse"]
     partial = tmp_path / "u.partial"
     partial.mkdir()
     (partial / "config.json").write_text('{"model": "linreg"}')
