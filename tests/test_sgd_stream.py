@@ -234,7 +234,7 @@ def _inside_epoch(path):
     except Exception:  # a file replaced under us: try again at the next poll
         return None
     inside = stream.get("inside")
-    return (stream["epoch"], inside["tally"]["n"]) if inside else None
+    return (stream["epoch"], inside["tally"].get("n", 0)) if inside else None
 
 
 @pytest.mark.parametrize("impl", ["analytic", "concise"])
@@ -273,6 +273,35 @@ def test_checkpoint_inside_an_epoch_then_resume_equals_uninterrupted(tmp_path, m
     assert torch.equal(resumed.model.weight, full.model.weight) and torch.equal(resumed.model.bias, full.model.bias)
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
     assert [r["train_acc"] for r in resumed.history] == [r["train_acc"] for r in full.history]
+
+
+def test_checkpoints_inside_an_epoch_while_the_default_buffer_is_still_filling(tmp_path, monkeypatch):
+    # a file smaller than the default shuffle buffer (4 chunks): no batch leaves the buffer before the
+    # file ends, and --checkpoint-rows must still checkpoint at chunk ends (it silently did not)
+    import linearnet.training.run as run_module
+
+    X, y = _table(3000, 4, 3, 12)
+    data = _write_csv(tmp_path / "d.csv", X, y, ["a", "b", "c"])
+    common = dict(impl="analytic", data=str(data), stream=True, chunk_rows=500, epochs=2, checkpoint_rows=500)
+    full = _train(tmp_path, "full", **common)
+    assert full.data.info["shuffle_buffer"] == 2000  # 4 chunks of --chunk-rows, as the README says
+    real, inside = run_module.save_checkpoint, []
+
+    def save_then_die(*args, **kw):
+        path = real(*args, **kw)
+        inside.append(_inside_epoch(path))
+        if len([w for w in inside if w is not None and w[0] == 2]) == 2:
+            raise KeyboardInterrupt  # inside epoch 2, before a single batch of it left the buffer
+        return path
+
+    monkeypatch.setattr(run_module, "save_checkpoint", save_then_die)
+    cfg = TrainConfig.create("softmax", target="y", progress=False, checkpoint_every=1, **common)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, tmp_path / "cut", log=lambda _m: None, write_figures=False)
+    monkeypatch.setattr(run_module, "save_checkpoint", real)
+    assert inside[-1] == (2, 0)  # no row trained on yet in epoch 2: they are all in the saved buffer
+    resumed = train_run(cfg, tmp_path / "cut", resume=True, log=lambda _m: None, write_figures=False)
+    assert torch.equal(resumed.model.weight, full.model.weight) and torch.equal(resumed.model.bias, full.model.bias)
 
 
 def test_sigkill_inside_an_epoch_then_resume_is_bit_identical(tmp_path, cli):

@@ -45,11 +45,6 @@ def default_stream_chunk_rows(num_features: int) -> int:
     return max(1024, default_chunk_rows(num_features) // 2)
 
 
-def default_shuffle_buffer(num_features: int) -> int:
-    """Rows in the default shuffle buffer, sized by the feature count like the chunks (about 16 MB float32)."""
-    return BUFFER_CHUNKS * default_stream_chunk_rows(num_features)
-
-
 @dataclass
 class StreamStats:
     """What one pass over the training rows tells: names, row count, scalers and classes."""
@@ -213,25 +208,27 @@ class StreamBatches:
         since = 0
         for (X, y), position in _read_ahead(chunks(order), self.transform):
             since += len(X)
+            out: tuple[torch.Tensor, torch.Tensor] | None = (X, y)
             if g is not None:
-                pool, out = _exchange(pool, (X, y), cap, g)
-                if out is None:
-                    continue
+                pool, out = _exchange(pool, (X, y), cap, g)  # None while the buffer is still filling
+            if out is not None:
                 X, y = out
-            start = 0  # the rows before are in the batch that completes the carry
-            if carry is not None and len(carry[0]):
-                start = min(bs - len(carry[0]), len(X))
-                carry = (torch.cat([carry[0], X[:start]]), torch.cat([carry[1], y[:start]]))
-                if len(carry[0]) == bs:
-                    yield carry
-                    carry = None
-            if carry is None or not len(carry[0]):  # whole batches are views of the chunk's rows: no copy
-                full = start + (len(X) - start) // bs * bs
-                for i in range(start, full, bs):
-                    yield X[i:i + bs], y[i:i + bs]
-                carry = (X[full:], y[full:])
+                start = 0  # the rows before are in the batch that completes the carry
+                if carry is not None and len(carry[0]):
+                    start = min(bs - len(carry[0]), len(X))
+                    carry = (torch.cat([carry[0], X[:start]]), torch.cat([carry[1], y[:start]]))
+                    if len(carry[0]) == bs:
+                        yield carry
+                        carry = None
+                if carry is None or not len(carry[0]):  # whole batches are views of the chunk's rows: no copy
+                    full = start + (len(X) - start) // bs * bs
+                    for i in range(start, full, bs):
+                        yield X[i:i + bs], y[i:i + bs]
+                    carry = (X[full:], y[full:])
             if watch and since >= self.boundary_rows and position is not None and first is not None:
-                since = 0  # here every batch served so far has been trained on: a consistent state
+                # here every batch served so far has been trained on (perhaps none yet, the buffer still
+                # filling): a consistent state
+                since = 0
                 state, tensors = _boundary_state(self.epoch, position, first, self.tally, pool, carry)
                 self.on_boundary({**self.state(), **state}, tensors)
         if pool is not None:  # the end of the pass: the buffer leaves in random order
@@ -436,7 +433,7 @@ def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
         dist.all_reduce(most, op=dist.ReduceOp.MAX)
         pad_to = steps = int(most)
     empty = (torch.empty(0, d), torch.empty(0, dtype=torch.int64) if lookup is not None else torch.empty(0, 1))
-    buffer = config.shuffle_buffer or default_shuffle_buffer(d)
+    buffer = config.shuffle_buffer or BUFFER_CHUNKS * chunk_rows  # 4 chunks of the size actually read
     device = common["device"]
     train = StreamBatches(source(config.data, "train", config.resolved_val_fraction), transform_for("training"),
                           bs, buffer, seed=config.seed + 1, device=device, pad_to=pad_to,
