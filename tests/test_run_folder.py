@@ -6,6 +6,8 @@ interrupted run keeps what --resume needs and is found from the name the user ga
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -186,3 +188,17 @@ def test_a_failed_final_move_puts_the_previous_run_back(cli, tmp_path, good_run,
     assert code == 2 and "Input/output error" in err and "Traceback" not in err
     assert _snapshot(run) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good"]
+
+
+def test_resume_refuses_settings_that_differ_from_the_run_and_accepts_the_same_ones(cli, tmp_path):
+    run = tmp_path / "r"
+    assert cli("train", "linreg", *FAST, "--lr", "0.03", "--out", run)[0] == 0
+    before = (run / "config.json").read_text()
+    code, _, err = cli("train", "linreg", "--no-progress", "--resume", run, "--epochs", "5", "--lr", "0.5",
+                       "--batch-size", "64")
+    assert code == 2 and "--lr, --batch-size would change" in err and "Traceback" not in err
+    assert (run / "config.json").read_text() == before  # nothing touched
+    # the original command repeated with --resume (and more epochs) is fine: its values are the run's own
+    code, _, err = cli("train", "linreg", *FAST[:-1], "5", "--lr", "0.03", "--resume", run)
+    assert code == 0, err
+    assert json.loads((run / "config.json").read_text())["epochs"] == 5

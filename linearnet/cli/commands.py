@@ -67,6 +67,8 @@ def cmd_train(args: argparse.Namespace, env: dict[str, str]) -> int:
         config = read_run_config(find_resumable(run_dir))
         if config.model != args.model:
             raise ConfigError(f"{run_dir} holds a {config.model} run, not {args.model}.")
+        if not restarted:  # (torchrun's restart repeats the original command line: nothing to compare)
+            _refuse_changed_settings(args, config, run_dir)
         if args.epochs is not None:
             config = config.replace(epochs=args.epochs)
     else:
@@ -84,6 +86,21 @@ def cmd_train(args: argparse.Namespace, env: dict[str, str]) -> int:
     if result.run_dir is not None:
         print(f"run folder: {result.run_dir}")
     return 0
+
+
+# Settings a resumed run keeps from its config.json (--epochs may change; device and progress may too).
+RESUME_KEEPS = ("impl", "target", "lr", "batch_size", "loss", "huber_delta", "weight_decay", "lr_schedule",
+                "val_fraction", "resize", "seed", "num_examples", "noise", "chunk_rows", "shuffle_buffer",
+                "val_data", "checkpoint_rows")
+
+
+def _refuse_changed_settings(args: argparse.Namespace, config: TrainConfig, run_dir: Path) -> None:
+    """A --resume with an option that differs from the run's own setting is refused (it used to be ignored)."""
+    changed = [f"--{name.replace('_', '-')}" for name in RESUME_KEEPS
+               if getattr(args, name, None) is not None and getattr(args, name) != getattr(config, name)]
+    if changed:
+        raise ConfigError(f"--resume continues {run_dir} with its own settings, and {', '.join(changed)} would change "
+                          "them; leave them out (only --epochs can change), or start a new run with --out.")
 
 
 def cmd_predict(args: argparse.Namespace, env: dict[str, str]) -> int:
