@@ -80,13 +80,14 @@ class TrainConfig:
         if self.impl not in IMPLS[self.model]:
             raise ConfigError(f"--impl {self.impl} is not available for {self.model}; choose one of "
                               f"{', '.join(IMPLS[self.model])}.")
-        _positive("lr", self.lr, "--lr must be > 0 (the chapter uses 0.03 for linreg, 0.1 for softmax)")
+        _positive("lr", self.lr, "--lr must be a finite number > 0 (the chapter uses 0.03 for linreg, 0.1 for "
+                  "softmax)")
         _check(isinstance(self.batch_size, int) and self.batch_size > 0, "--batch-size must be a positive "
                "integer")
         _check(isinstance(self.epochs, int) and self.epochs >= 0, "--epochs must be an integer >= 0")
         _check(self.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}")
         _check(self.model == "linreg" or self.loss == "squared", "--loss applies to linreg only")
-        _positive("huber_delta", self.huber_delta, "--huber-delta must be > 0")
+        _positive("huber_delta", self.huber_delta, "--huber-delta must be a finite number > 0")
         _check(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "--weight-decay must be >= 0")
         _check(self.lr_schedule in SCHEDULES, f"--lr-schedule must be one of {', '.join(SCHEDULES)}")
         _check(self.val_fraction is None or 0 <= self.val_fraction < 1, "--val-fraction must be in [0, 1)")

@@ -34,6 +34,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; name a file to write (with --out) instead.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -44,6 +44,16 @@ def test_every_command_is_covered():
     assert {"train", "predict", "evaluate", "data", "chapter"} <= set(_commands())
 
 
+def test_version_names_the_installed_package_and_loads_no_heavy_module():
+    from importlib.metadata import version
+
+    out = subprocess.run([sys.executable, "-m", "linearnet", "--version"], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == f"linearnet {version('linearnet')}"
+    r = _run("--version")
+    assert r["code"] == 0 and r["heavy"] == []
+
+
 @pytest.mark.parametrize("argv", [["--help"], *[[c, "--help"] for c in _commands()]], ids=" ".join)
 def test_help_loads_no_heavy_module(argv):
     r = _run(*argv)
@@ -51,7 +61,8 @@ def test_help_loads_no_heavy_module(argv):
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["train", "softmax", "--lr", "-1"], "--lr must be > 0"),
+    (["train", "softmax", "--lr", "-1"], "--lr must be a finite number > 0"),
+    (["train", "softmax", "--lr", "inf"], "--lr must be a finite number > 0"),
     (["train", "linreg", "--epochs", "x"], "is not an integer"),
     (["train", "linreg", "--impl", "nope"], "--impl nope is not available"),
     (["train", "linreg", "--data", "/no/such.csv"], "file not found"),

@@ -77,6 +77,7 @@ def _add_train(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linearnet", description="Linear neural networks, done right.")
+    parser.add_argument("--version", action="version", version=f"linearnet {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     p = sub.add_parser("predict", help="predict with a trained run")
@@ -112,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-softmax", action="store_true", help="linear regression only")
     p.add_argument("--data-dir")
     return parser
+
+
+def _version() -> str:
+    """The installed package's version (read from its metadata: importing nothing heavy)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("linearnet")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
