@@ -81,3 +81,19 @@ def test_sigterm_stops_every_torchrun_rank_and_rank_zero_keeps_the_checkpoint(tm
     assert f"--resume {run}" in errs["0"] and "SIGTERM" in errs["0"]
     assert all("Traceback" not in e for e in errs.values()), errs
     assert load_checkpoint(_checkpoint_dir(run))["epoch"] >= 1
+
+
+def test_stopping_a_run_without_a_checkpoint_says_resume_starts_again(tmp_path):
+    run = tmp_path / "run"
+    argv = [a if a != "1" else "0" for a in TRAIN]  # --checkpoint-every 0: no checkpoint will exist
+    proc = subprocess.Popen([sys.executable, *argv, "--out", str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    history = run.with_name("run.partial") / "history.csv"
+    deadline = time.time() + 120
+    while not history.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert history.exists(), "the run never finished an epoch"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and _checkpoint_dir(run) is None
+    assert "no checkpoint was written yet" in err and f"--resume {run} starts it again" in err

@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None, executable: bool = False) -> int:
         if env.get("RANK", "0") != "0":  # under torchrun rank 0 speaks for the job
             return 143 if terminated else 130
         hint = f"; resume with: linearnet train {args.model} --resume {run_dir}" if run_dir else ""
+        if run_dir and not _has_checkpoint(Path(run_dir)):
+            hint = (f"; no checkpoint was written yet (a run this small takes none by default: "
+                    f"--checkpoint-every 1), so --resume {run_dir} starts it again")
         print(f"\nlinearnet: {'stopped by SIGTERM' if terminated else 'interrupted'}{hint}", file=sys.stderr)
         return 143 if terminated else 130
 
@@ -189,6 +192,12 @@ def run() -> int:
     code = main(executable=True)
     gc.freeze()
     return code
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    """Whether an interrupted run (``R.partial``, or ``R`` being continued) holds a checkpoint to resume from."""
+    name = run_dir.name[:-len(".partial")] if run_dir.name.endswith(".partial") else run_dir.name
+    return any((run_dir.with_name(n) / "checkpoint.safetensors").is_file() for n in (name + ".partial", name))
 
 
 def _main_thread() -> bool:
