@@ -169,3 +169,14 @@ def test_output_into_a_pipe_closed_early_ends_quietly(tmp_path, cli):
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "Error" not in err
+
+
+def test_predict_without_data_names_the_columns_the_model_reads(cli, tmp_path):
+    # a synthetic-data run reads columns x0, x1: the message says so rather than "a CSV-trained model"
+    assert cli("train", "linreg", "--out", tmp_path / "r", "--no-progress")[0] == 0
+    code, _, err = cli("predict", tmp_path / "r")
+    assert code == 2 and "a table with the columns x0, x1" in err
+    _csv(tmp_path, "x0,x1\n1,2\n", "new.csv")
+    code, out, _ = cli("predict", tmp_path / "r", "--data", tmp_path / "new.csv")
+    w, b = [2.0, -3.4], 4.2  # the chapter's true parameters, learned to ~1e-3
+    assert code == 0 and abs(float(out.split()[1]) - (w[0] * 1 + w[1] * 2 + b)) < 0.02

@@ -124,7 +124,9 @@ def cmd_predict(args: argparse.Namespace, env: dict[str, str]) -> int:
         print(f"picture: {out}")
         return 0
     if not args.data:
-        raise ConfigError("--data PATH.csv is required to predict with a CSV-trained model.")
+        columns = ", ".join((model.feature_names or [])[:10]) or "the model's features"
+        raise ConfigError(f"--data PATH.csv is required to predict with this model: a table with the columns "
+                          f"{columns}.")
     header, preds = model.predict_csv(args.data)
     rows = [{header[0]: p} for p in preds]
     if args.out:
