@@ -100,3 +100,18 @@ def test_the_run_folder_curves_show_the_final_history(tmp_path):
     assert (r.run_dir / "loss.png").read_bytes() == (tmp_path / "expected.png").read_bytes()
     r = train_run(cfg.replace(epochs=0), tmp_path / "zero", log=lambda s: None)
     assert not (r.run_dir / "loss.png").exists()
+
+
+def test_live_plot_announcement_names_where_the_figure_ends_up(tmp_path):
+    said, clock = [], _Clock()
+    live = LiveFigure(tmp_path / "run.partial" / "curves.png", announce=said.append, clock=clock)
+    clock.now = 2.0
+    live.show(lambda: plots.line_figure([0.0, 1.0], [[1.0, 0.5]]))
+    assert said == [f"live plot: {tmp_path / 'run.partial' / 'curves.png'} while the run trains, then "
+                     f"{tmp_path / 'run' / 'curves.png'} (redrawn at most every 1 s)"]
+
+
+def test_history_figure_ticks_whole_epochs_only():
+    history = [{"epoch": e, "train_loss": 1 / e} for e in range(1, 4)]
+    ax = plots.history_figure(history, ["train_loss"]).axes[0]
+    assert all(float(t).is_integer() for t in ax.get_xticks())

@@ -75,5 +75,9 @@ class LiveFigure:
             return
         save_figure(fig, self.path)
         if not self._announced and self.announce is not None:
-            self.announce(f"live plot: {self.path} (redrawn at most every {self.min_interval:g} s)")
+            where = str(self.path)
+            if self.path.parent.name.endswith(".partial"):  # the run is built there, then moved into place
+                final = self.path.parent.with_name(self.path.parent.name[:-len(".partial")]) / self.path.name
+                where += f" while the run trains, then {final}"
+            self.announce(f"live plot: {where} (redrawn at most every {self.min_interval:g} s)")
             self._announced = True

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..io import atomic_path
 
@@ -155,6 +156,7 @@ def history_figure(history: list[dict], keys: Sequence[str], xlabel: str = "epoc
     ax.grid()
     if epochs:
         ax.set_xlim(min(epochs) - 0.1 if len(epochs) == 1 else min(epochs), max(epochs) + 0.1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no ticks at 1.5, 2.5, ...
     return fig
 
 
