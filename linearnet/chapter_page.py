@@ -70,6 +70,11 @@ def _num(v) -> str:
     return html.escape(str(v))
 
 
+def _ours(v):
+    """Our number to 4 significant digits, about as many as the chapter prints (0.8475, 4.656e-05)."""
+    return f"{v:.4g}" if isinstance(v, float) else v
+
+
 def _table(header: Sequence[str], body: Sequence[Sequence]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     lines = ["<tr>" + "".join(f'<td class="{html.escape(str(c)) if c in ("pass", "FAIL") else ""}">{_num(c)}</td>'
@@ -82,10 +87,10 @@ def build_page(out: Path, rows: Sequence[Mapping], reference: Mapping[str, Mappi
     """The page's HTML (see the module docstring)."""
     cmp = comparison(rows, reference)
     table = _table(["experiment", "metric", "chapter", "ours", "mark"],
-                   [[c["experiment"], c["metric"], c["chapter"], c["ours"], c["mark"]] for c in cmp])
-    timing_rows = [[k, f"{v:.3f}"] for k, v in timings.items()]
+                   [[c["experiment"], c["metric"], c["chapter"], _ours(c["ours"]), c["mark"]] for c in cmp])
+    timing_rows = [[k, f"{v:.3g}"] for k, v in timings.items()]  # 3 digits: 4.9 s and 0.000123 s alike
     for row in rows:
-        timing_rows += [[f"{row['experiment']}: {k.replace('_', ' ')}", f"{v:.3f}"]
+        timing_rows += [[f"{row['experiment']}: {k.replace('_', ' ')}", f"{v:.3g}"]
                         for k, v in row.items() if k.endswith("seconds") and isinstance(v, (int, float))]
     parts = ["<h1>Linear neural networks: the chapter, run by linearnet</h1>",
              f"<p>Reproduce with: <code>{html.escape(command)}</code></p>",

@@ -101,8 +101,8 @@ def test_page_takes_in_new_rows_metrics_and_notes(tmp_path):
             {"experiment": "softmax scratch", "ours_train_loss": 0.44, "ours_train_acc": 0.85,
              "ours_test_acc": 0.80, "train_seconds": 1.5, "seconds": 2.0}]
     reference = dict(CHAPTER_NUMBERS, **{"linreg analytic": {"loss": 0.000049, "w_err": 0.0005}})
-    text = build_page(tmp_path, rows, reference, "table\n* a footnote under the table", {"whole chapter": 3.0},
-                      "linearnet chapter")
+    text = build_page(tmp_path, rows, reference, "table\n* a footnote under the table",
+                      {"whole chapter": 3.0, "vectorized": 0.000123}, "linearnet chapter")
     page = _parse(text)
     comparison, timings = page.tables
     assert all(comparison) and all(timings)
@@ -110,6 +110,10 @@ def test_page_takes_in_new_rows_metrics_and_notes(tmp_path):
     assert comparison[5:][4::5].count("FAIL") == 1  # softmax test acc 0.80 vs the chapter's 0.836
     assert "* a footnote under the table" in text
     assert "softmax scratch: train seconds" in timings
+    assert "0.000123" in timings and "0.000" not in timings  # a tiny time keeps its digits
+    rows[0]["ours_loss"] = 4.65648e-05
+    comparison = _parse(build_page(tmp_path, rows, reference, "t", {"x": 1.0}, "c")).tables[0]
+    assert "4.656e-05" in comparison and "4.65648e-05" not in comparison  # ours to 4 digits, as the chapter
     _check_images(page)
 
 
