@@ -215,6 +215,7 @@ def _streamed_validation(config: TrainConfig, model) -> tuple[torch.Tensor, torc
     """Predictions and targets on the rows a streamed run held out (picked by row index, as in training),
     read chunk by chunk: only the validation rows' predictions are kept."""
     from ..data.tabular import canonical_label
+    from ..scale.sgd_stream import encode_labels
     from ..scale.streaming import iter_table_chunks
 
     fraction = config.resolved_val_fraction
@@ -226,11 +227,8 @@ def _streamed_validation(config: TrainConfig, model) -> tuple[torch.Tensor, torc
     for c in iter_table_chunks(config.data, config.target, model.feature_names, config.chunk_rows,
                                labels=classify, part="val", val_fraction=fraction)[1]:
         preds.append(model.predict(torch.from_numpy(c.X)))
-        if classify:
-            unknown = [v for v in dict.fromkeys(c.y.tolist()) if v not in lookup]
-            if unknown:
-                raise ConfigError(f"{config.data}: validation label(s) {unknown[:5]} were not seen in training.")
-            targets.append(torch.tensor([lookup[v] for v in c.y.tolist()], dtype=torch.int64))
+        if classify:  # the stream's own encoder: an unseen label names its file and row
+            targets.append(encode_labels(c, lookup, config.target or "y", "validation"))
         else:
             targets.append(torch.from_numpy(c.y))
     if not preds:

@@ -412,7 +412,7 @@ def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
                 X.sub_(x_scaler.mean).div_(x_scaler.std)
             X = X.to(torch.float32)
             if lookup is not None:
-                return X, _encode(c, lookup, config.target or "y", what)  # a .npy's target is its last column
+                return X, encode_labels(c, lookup, config.target or "y", what)  # a .npy's target is its last column
             y = torch.tensor(c.y, dtype=torch.float64).reshape(-1, 1)  # a copy: pyarrow's may be read-only
             return X, (y_scaler.transform(y) if y_scaler else y).to(torch.float32)
         return transform
@@ -460,7 +460,7 @@ def _val_names(config: TrainConfig) -> list[str]:
     return iter_table_chunks(config.val_data, config.target, config.features)[0]
 
 
-def _encode(c: Chunk, lookup: dict[str, int], target: str, what: str) -> torch.Tensor:
+def encode_labels(c: Chunk, lookup: dict[str, int], target: str, what: str) -> torch.Tensor:
     """Class indices of a chunk's labels; a label the statistics pass did not see names its file and row."""
     import pandas as pd
 
