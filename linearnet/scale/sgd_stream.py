@@ -358,7 +358,9 @@ def _boundary_state(epoch: int, position, first: str, tally: dict, pool, carry) 
     sums = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in tally.items() if k != "held"}
     outs, labels = tally.get("held", ((), ()))
     if outs:  # outputs the epoch routine holds to count together later
-        sums["correct"] += int((torch.cat(outs).argmax(dim=1) == torch.cat(labels)).sum())
+        from ..training.loop import held_hits
+
+        sums["correct"] += int(held_hits(outs, labels))
     tensors = {}
     for name, pair in (("pool", pool), ("carry", carry)):
         if pair is not None:

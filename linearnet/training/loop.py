@@ -94,9 +94,14 @@ def run_epoch(learner, batches: Iterable, train: bool, classify: bool = False,
 ACCURACY_BATCHES = 64  # batches whose predictions are counted together
 
 
+def held_hits(outs: list[torch.Tensor], labels: list[torch.Tensor]) -> torch.Tensor:
+    """How many rows of the held batches' outputs predict their label (a 0-dim tensor; the lists stay)."""
+    return (torch.cat(outs).argmax(dim=1) == torch.cat(labels)).sum()
+
+
 def _count_correct(outs: list[torch.Tensor], labels: list[torch.Tensor], on_cpu: bool):
-    """How many of the held batches' rows are predicted right (an int on the CPU); empties the lists."""
-    hits = (torch.cat(outs).argmax(dim=1) == torch.cat(labels)).sum()
+    """:func:`held_hits` (an int on the CPU), then empties the lists."""
+    hits = held_hits(outs, labels)
     outs.clear()
     labels.clear()
     return int(hits) if on_cpu else hits
