@@ -237,24 +237,17 @@ def _inside_epoch(path):
     return (stream["epoch"], inside["tally"].get("n", 0)) if inside else None
 
 
-@pytest.mark.parametrize("impl", ["analytic", "concise"])
-def test_checkpoint_inside_an_epoch_then_resume_equals_uninterrupted(tmp_path, monkeypatch, impl):
+def _cut_after(tmp_path, monkeypatch, common: dict, enough) -> tuple[TrainConfig, list]:
+    """Train ``common`` into tmp_path/cut, killed (KeyboardInterrupt) right after the checkpoint that makes
+    ``enough(written)`` true is on disk; returns the config and each checkpoint's ``_inside_epoch``."""
     import linearnet.training.run as run_module
 
-    X, y = _table(3000, 4, 3, 11)
-    folder = tmp_path / "parts"
-    folder.mkdir()
-    for i, part in enumerate(np.array_split(np.arange(3000), 3)):
-        _write_csv(folder / f"p{i}.csv", X[part], y[part], ["a", "b", "c"])
-    common = dict(impl=impl, data=str(folder), stream=True, chunk_rows=150, shuffle_buffer=400, epochs=3,
-                  batch_size=32, checkpoint_rows=700)
-    full = _train(tmp_path, "full", **common)
     real, written = run_module.save_checkpoint, []
 
-    def save_then_die(*args, **kw):  # killed right after the 4th checkpoint inside an epoch is on disk
+    def save_then_die(*args, **kw):
         path = real(*args, **kw)
         written.append(_inside_epoch(path))
-        if sum(w is not None for w in written) == 4:
+        if enough(written):
             raise KeyboardInterrupt
         return path
 
@@ -263,6 +256,21 @@ def test_checkpoint_inside_an_epoch_then_resume_equals_uninterrupted(tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         train_run(cfg, tmp_path / "cut", log=lambda _m: None, write_figures=False)
     monkeypatch.setattr(run_module, "save_checkpoint", real)
+    return cfg, written
+
+
+@pytest.mark.parametrize("impl", ["analytic", "concise"])
+def test_checkpoint_inside_an_epoch_then_resume_equals_uninterrupted(tmp_path, monkeypatch, impl):
+    X, y = _table(3000, 4, 3, 11)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(3000), 3)):
+        _write_csv(folder / f"p{i}.csv", X[part], y[part], ["a", "b", "c"])
+    common = dict(impl=impl, data=str(folder), stream=True, chunk_rows=150, shuffle_buffer=400, epochs=3,
+                  batch_size=32, checkpoint_rows=700)
+    full = _train(tmp_path, "full", **common)
+    # killed right after the 4th checkpoint inside an epoch is on disk
+    cfg, written = _cut_after(tmp_path, monkeypatch, common, lambda w: sum(x is not None for x in w) == 4)
     ckpt = load_checkpoint(tmp_path / "cut.partial")
     epoch, rows = written[-1]
     assert ckpt["epoch"] == 1 and epoch == 2 and 0 < rows < 2700  # inside the 2nd epoch, after epoch 1's
@@ -278,27 +286,14 @@ def test_checkpoint_inside_an_epoch_then_resume_equals_uninterrupted(tmp_path, m
 def test_checkpoints_inside_an_epoch_while_the_default_buffer_is_still_filling(tmp_path, monkeypatch):
     # a file smaller than the default shuffle buffer (4 chunks): no batch leaves the buffer before the
     # file ends, and --checkpoint-rows must still checkpoint at chunk ends (it silently did not)
-    import linearnet.training.run as run_module
-
     X, y = _table(3000, 4, 3, 12)
     data = _write_csv(tmp_path / "d.csv", X, y, ["a", "b", "c"])
     common = dict(impl="analytic", data=str(data), stream=True, chunk_rows=500, epochs=2, checkpoint_rows=500)
     full = _train(tmp_path, "full", **common)
     assert full.data.info["shuffle_buffer"] == 2000  # 4 chunks of --chunk-rows, as the README says
-    real, inside = run_module.save_checkpoint, []
-
-    def save_then_die(*args, **kw):
-        path = real(*args, **kw)
-        inside.append(_inside_epoch(path))
-        if len([w for w in inside if w is not None and w[0] == 2]) == 2:
-            raise KeyboardInterrupt  # inside epoch 2, before a single batch of it left the buffer
-        return path
-
-    monkeypatch.setattr(run_module, "save_checkpoint", save_then_die)
-    cfg = TrainConfig.create("softmax", target="y", progress=False, checkpoint_every=1, **common)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, tmp_path / "cut", log=lambda _m: None, write_figures=False)
-    monkeypatch.setattr(run_module, "save_checkpoint", real)
+    # killed at the 2nd checkpoint inside epoch 2, before a single batch of it left the buffer
+    cfg, inside = _cut_after(tmp_path, monkeypatch, common,
+                             lambda w: len([x for x in w if x is not None and x[0] == 2]) == 2)
     assert inside[-1] == (2, 0)  # no row trained on yet in epoch 2: they are all in the saved buffer
     resumed = train_run(cfg, tmp_path / "cut", resume=True, log=lambda _m: None, write_figures=False)
     assert torch.equal(resumed.model.weight, full.model.weight) and torch.equal(resumed.model.bias, full.model.bias)
