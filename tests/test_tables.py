@@ -511,3 +511,37 @@ def test_mutated_real_parquet_and_npy_files_give_data_errors(tmp_path, kind, pos
             read()
         except DataError:
             pass
+
+
+def test_parquet_numeric_columns_read_alike_in_one_call_or_column_by_column(tmp_path):
+    """Integer and float columns are read by arrow in one call (column-major); a boolean column sends the
+    batch down the per-column path. Both give the same float64 values, on one thread or many."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from linearnet.data.tabular import read_chunks
+
+    rng = np.random.default_rng(0)
+    n = 2500
+    cols = {"f64": rng.normal(size=n) * 1e6, "f32": rng.normal(size=n).astype(np.float32),
+            "i64": rng.integers(-2**40, 2**40, n), "i8": rng.integers(-100, 100, n).astype(np.int8)}
+    want = np.column_stack([np.asarray(v, dtype=np.float64) for v in cols.values()])
+    y = rng.normal(size=n)
+    fast = tmp_path / "fast.parquet"
+    pq.write_table(pa.table({**cols, "y": y}), fast, row_group_size=700)
+    slow = tmp_path / "slow.parquet"
+    pq.write_table(pa.table({**cols, "flag": rng.integers(0, 2, n).astype(bool), "y": y}), slow,
+                   row_group_size=700)
+    for path in (fast, slow):
+        for threaded in (True, False):
+            names, chunks = read_chunks(path, "y", None, 1000, threaded=threaded)
+            got = [c for c in chunks]
+            X = np.concatenate([c.X for c in got])
+            assert names[:4] == list(cols)
+            np.testing.assert_array_equal(X[:, :4], want)
+            np.testing.assert_array_equal(np.concatenate([c.y for c in got]), y)
+            assert [len(c.rows) for c in got] == [1000, 1000, 500]
+    nulls = tmp_path / "nulls.parquet"
+    pq.write_table(pa.table({"a": pa.array([1, 2, None, 4], pa.int64()), "y": [1.0, 2.0, 3.0, 4.0]}), nulls)
+    with pytest.raises(DataError, match=r"row 3, feature 'a' is empty or NaN"):
+        list(read_chunks(nulls, "y")[1])

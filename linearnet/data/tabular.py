@@ -57,6 +57,9 @@ class Where:
 class Chunk:
     """Consecutive rows of a table: float64 features (n, d), the target and where the rows came from.
 
+    ``X`` is row-major, or column-major (a Parquet chunk, as arrow holds the columns): either way an
+    (n, d) array; code needing contiguous rows copies it.
+
     ``y`` is float64 (n,) (``labels=False``), a str array of canonical labels (``labels=True``; numeric
     labels written ``1`` and ``1.0`` are the same label) or None without a target. ``rows`` are the
     0-based data-row indices in the file (for splitting); ``where[i]`` names row i in messages.
@@ -68,6 +71,7 @@ class Chunk:
     where: Where
     path: Path | None = None  # the file the rows came from (set by the folder iterator; for messages)
     position: tuple[int, int] | None = None  # (file, chunks read of it) in a pass, set by the folder iterator
+    codes: tuple[np.ndarray, np.ndarray] | None = None  # labels: (code per row, label per code), y = labels[codes]
 
 
 def table_kind(path: Path) -> str:
@@ -169,8 +173,8 @@ def select_columns(path: Path, header: list[str], target: str | None,
 
 
 def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows: int | None = None, *,
-                labels: bool = False, rank: int = 0, world_size: int = 1, skip_chunks: int = 0
-                ) -> tuple[list[str], Iterator[Chunk]]:
+                labels: bool = False, rank: int = 0, world_size: int = 1, skip_chunks: int = 0,
+                threaded: bool = True) -> tuple[list[str], Iterator[Chunk]]:
     """Feature names and the stream of this rank's :class:`Chunk` s of a CSV, Parquet or ``.npy`` file.
 
     Parameters
@@ -187,6 +191,8 @@ def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
     skip_chunks : start after this many chunks of the rank's part (a resumed pass), cut as before: a
         ``.npy`` or CSV is not read before them (a CSV's lines are counted, not parsed); a Parquet
         file's are decoded and dropped.
+    threaded : let pyarrow decode a Parquet file's columns on all cores; False decodes them in the
+        calling thread (streamed SGD, whose steps take the other core).
 
     Raises
     ------
@@ -204,7 +210,8 @@ def read_chunks(path: str | Path, target: str | None, features=None, chunk_rows:
         names = select_columns(path, header, target, features)
         chunk_rows = int(chunk_rows or default_chunk_rows(len(header)))
         reader = _parquet_chunks if kind == "parquet" else _csv_chunks
-        chunks = reader(path, header, names, target, chunk_rows, labels, rank, world_size, skip_chunks)
+        chunks = reader(path, header, names, target, chunk_rows, labels, rank, world_size, skip_chunks,
+                        **({"threaded": threaded} if kind == "parquet" else {}))
     return names, chunks
 
 
@@ -248,14 +255,14 @@ def _npy_chunks(path: Path, target, features, chunk_rows: int | None, labels: bo
             rows = np.arange(start, start + len(block))
             where = Where("row", rows + 1)
             X = _finite(path, block[:, cols], names, where, "feature")
-            y = None
+            y = codes = None
             if has_target:
                 y = block[:, -1]
                 if labels:
-                    y = _labels_of(y.astype(str), path, target, where)
+                    y, codes = _labels_of(y.astype(str), path, target, where)
                 else:
                     y = _finite(path, y[:, None], [target], where, "target")[:, 0]
-            yield Chunk(np.ascontiguousarray(X), y, rows, where)
+            yield Chunk(np.ascontiguousarray(X), y, rows, where, codes=codes)
 
     return names, gen()
 
@@ -272,7 +279,7 @@ def _parquet(path: Path):
 
 
 def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool, rank: int = 0,
-                    world_size: int = 1, skip_chunks: int = 0):
+                    world_size: int = 1, skip_chunks: int = 0, threaded: bool = True):
     import pyarrow as pa
 
     pf = _parquet(path)
@@ -285,7 +292,7 @@ def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: 
         if not groups:
             return
         start = int(starts[groups[0]])
-    batches = pf.iter_batches(batch_size=chunk_rows, row_groups=groups,
+    batches = pf.iter_batches(batch_size=chunk_rows, row_groups=groups, use_threads=threaded,
                               columns=[*names, *([target] if target else [])])
     while True:
         try:
@@ -300,23 +307,39 @@ def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: 
             continue
         rows = np.arange(start, start + n)
         where = Where("row", rows + 1)
-        X = np.empty((n, len(names)))
-        for j, name in enumerate(names):
-            X[:, j] = _parquet_numbers(path, batch.column(name), name, where, pa)
-        X = _finite(path, X, names, where, "feature")
-        y = None
+        X = _parquet_features(path, batch, names, where, pa)
+        y = codes = None
         if target is not None:
             col = batch.column(target)
             if labels:
                 # the distinct labels once, then one index per row
                 enc = col if pa.types.is_dictionary(col.type) else col.dictionary_encode()
                 codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-                y = _labels_from_codes(codes, enc.dictionary.to_pylist(), path, target, where)
+                y, codes = _labels_from_codes(codes, enc.dictionary.to_pylist(), path, target, where)
             else:
                 y = _finite(path, _parquet_numbers(path, col, target, where, pa)[:, None], [target], where,
                             "target")[:, 0]
         start += n
-        yield Chunk(X, y, rows, where)
+        yield Chunk(X, y, rows, where, codes=codes)
+
+
+def _parquet_features(path: Path, batch, names: list[str], where: Where, pa) -> np.ndarray:
+    """The feature columns of a record batch as float64 (n, d), every value finite.
+
+    Integer and float columns go in one call to arrow, which lays the columns side by side (the
+    array is column-major, (n, d) as a transposed view: no transposing copy here; consumers that
+    need rows contiguous copy once anyway, to float32); other types are converted (or refused) per column.
+    """
+    if names and all(pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+                     for f in (batch.schema.field(name) for name in names)):
+        X = np.asarray(batch.select(names).to_tensor(null_to_nan=True, row_major=False))  # nulls read as NaN
+        if X.dtype != np.float64 or not X.flags.writeable:
+            X = X.astype(np.float64, order="F")
+    else:
+        X = np.empty((batch.num_rows, len(names)))
+        for j, name in enumerate(names):
+            X[:, j] = _parquet_numbers(path, batch.column(name), name, where, pa)
+    return _finite(path, X, names, where, "feature")
 
 
 def _parquet_numbers(path: Path, col, name: str, where: Where, pa) -> np.ndarray:
@@ -450,14 +473,14 @@ def _csv_chunks(path: Path, header, names, target, chunk_rows: int, labels: bool
                 for j, (name, c) in enumerate(zip(names, cols)):
                     X[:, j] = _csv_numbers(path, frame[c], name, where, "feature")
             X = _finite(path, X, names, where, "feature")
-            y = None
+            y = codes = None
             if t is not None:
                 if labels:
-                    y = _labels_of(frame[t].to_numpy(dtype=object), path, target, where)
+                    y, codes = _labels_of(frame[t].to_numpy(dtype=object), path, target, where)
                 else:
                     y = _finite(path, _csv_numbers(path, frame[t], target, where, "target")[:, None], [target],
                                 where, "target")[:, 0]
-            yield Chunk(X, y, lines - header_lines - 1, where)
+            yield Chunk(X, y, lines - header_lines - 1, where, codes=codes)
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text CSV file; export it as CSV (UTF-8).") from None
     except pd.errors.ParserError as exc:
@@ -512,16 +535,19 @@ def canonical_label(text: str) -> str:
 
 
 def _labels_of(raw: np.ndarray, path: Path | None = None, target: str | None = None,
-               where: Where | None = None) -> np.ndarray:
-    """Canonical labels of the cells ``raw``; an empty cell names its row."""
+               where: Where | None = None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Canonical labels of the cells ``raw`` and their codes (see :func:`_labels_from_codes`); an empty cell
+    names its row."""
     import pandas as pd
 
     codes, uniques = pd.factorize(raw)  # hashed in C: only the few distinct labels are looked at in Python
     return _labels_from_codes(codes, list(uniques), path, target, where)
 
 
-def _labels_from_codes(codes: np.ndarray, uniques: list, path, target, where) -> np.ndarray:
-    """``canonical_label`` of each distinct cell, spread by ``codes`` (-1: a missing cell)."""
+def _labels_from_codes(codes: np.ndarray, uniques: list, path, target, where
+                       ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """``canonical_label`` of each distinct cell, spread by ``codes`` (-1: a missing cell), and
+    ``(codes, label per code)``: a consumer mapping labels to indices then looks up each distinct label once."""
     canon = np.empty(len(uniques) + 1, dtype=object)
     bad = np.zeros(len(uniques) + 1, dtype=bool)
     bad[-1] = True  # code -1 (a missing cell) indexes the last place
@@ -534,7 +560,7 @@ def _labels_from_codes(codes: np.ndarray, uniques: list, path, target, where) ->
     if rows_bad.any():
         i = int(np.argmax(rows_bad))
         raise DataError(f"{path}: {where[i]}, the target {target!r} is empty; every row needs a label.")
-    return canon[codes]
+    return canon[codes], (codes, canon)
 
 
 # ----- whole tables in memory -------------------------------------------------------------------------

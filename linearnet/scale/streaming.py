@@ -45,7 +45,7 @@ def _files(path: Path) -> list[Path]:
 def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk_rows: int | None = None,
                       rank: int = 0, world_size: int = 1, *, labels: bool = False, part: str = "all",
                       val_fraction: float = 0.0, order: torch.Generator | None = None,
-                      start: tuple[int, int] = (0, 0)) -> tuple[list[str], Iterator[Chunk]]:
+                      start: tuple[int, int] = (0, 0), threaded: bool = True) -> tuple[list[str], Iterator[Chunk]]:
     """Feature names and this rank's :class:`~linearnet.data.tabular.Chunk` s of a file or folder.
 
     ``part`` keeps "all" rows, only the "train" rows or only the "val" rows of the split by row
@@ -56,6 +56,7 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
     Each chunk's ``position`` is (file, chunks of that file read so far), in this rank's file order;
     ``start`` continues after such a position, cutting the same chunks: earlier files are not opened,
     and the file's earlier chunks are not parsed (CSV, ``.npy``) or only decoded (Parquet).
+    ``threaded`` as for :func:`~linearnet.data.tabular.read_chunks`.
     """
     path = Path(path)
     files = _files(path)
@@ -79,7 +80,7 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
             skip = start[1] if fi == start[0] else 0
             names, chunks = read_chunks(f, tgt, features, chunk_rows, labels=labels,
                                         rank=0 if many else rank, world_size=1 if many else world_size,
-                                        skip_chunks=skip)
+                                        skip_chunks=skip, threaded=threaded)
             if names != first_names:
                 raise DataError(f"{f}: its columns {names} differ from {first_names} in {files[0]}; every file "
                                 "of the folder needs the same columns.")
@@ -89,7 +90,8 @@ def iter_table_chunks(path: str | Path, target: str | None, features=None, chunk
                     keep = keep if part == "val" else ~keep
                     if not keep.all():
                         c = Chunk(c.X[keep], None if c.y is None else c.y[keep], c.rows[keep],
-                                  c.where.subset(keep))
+                                  c.where.subset(keep), codes=None if c.codes is None else
+                                  (c.codes[0][keep], c.codes[1]))
                 elif part == "val":
                     continue
                 if len(c.rows):
