@@ -235,7 +235,9 @@ source = Source() if impl == 'analytic' else JoinedBatches(Source(), net)
 stats = run_epoch(learner, source, train=True, classify=True)
 w, b = module.export()
 torch.save({'batches': seen, 'w': w, 'b': b, 'n': stats['n']}, f'{sys.argv[3]}.{rank}')
-dist.destroy_process_group()
+del net, learner, source
+from linearnet.cli.commands import shutdown_distributed
+shutdown_distributed()  # as the CLI does: DDP freed before the process group, not at interpreter teardown
 """
 
 
