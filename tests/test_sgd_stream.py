@@ -10,7 +10,7 @@ from linearnet.config import TrainConfig
 from linearnet.data import Standardizer
 from linearnet.data.moments import ColumnMoments
 from linearnet.data.split import is_val_row
-from linearnet.errors import DataError
+from linearnet.errors import ConfigError, DataError
 from linearnet.persist import load_model
 from linearnet.scale.sgd_stream import StreamBatches
 from linearnet.training.checkpoint import load_checkpoint
@@ -370,3 +370,70 @@ def test_cli_evaluate_scores_the_rows_a_streamed_run_held_out(cli, tmp_path):
         else:
             assert result["rmse"] == pytest.approx(metrics["val_rmse"], rel=1e-6), name
             assert result["rows"] == int(is_val_row(np.arange(3000), 0.2).sum())
+
+
+def _leaving(chunk_sizes, cap, seed):
+    """The rows each ``ShuffleBuffer.add`` lets out, chunks numbered consecutively from 0."""
+    from linearnet.scale.sgd_stream import ShuffleBuffer
+
+    buf = ShuffleBuffer(cap, torch.Generator().manual_seed(seed))
+    out, start = [], 0
+    for n in chunk_sizes:
+        ids = torch.arange(start, start + n)
+        start += n
+        left = buf.add(ids[:, None].double(), ids)
+        out.append(None if left is None else left[1].tolist())
+        assert torch.equal(left[0][:, 0].long(), left[1]) if left is not None else True  # X and y stay paired
+        assert len(buf) <= cap
+    return out, buf
+
+
+def test_shuffle_buffer_lets_out_a_uniform_sample_in_random_order():
+    # cap 4, chunks of 2: the third chunk makes 6 rows, 2 of which leave; the fourth chunk's rows go into
+    # the slots freed, and again 2 of the 6 rows held leave. Every row held must be equally likely.
+    trials = 3000
+    third, fourth, first_out = np.zeros(6), np.zeros(8), np.zeros(6)
+    for seed in range(trials):
+        out, _ = _leaving([2, 2, 2, 2], 4, seed)
+        assert out[0] is None and out[1] is None and len(out[2]) == len(out[3]) == 2
+        assert not set(out[2]) & set(out[3])  # a row leaves once
+        third[out[2]] += 1
+        first_out[out[2][0]] += 1
+        fourth[out[3]] += 1
+    assert np.allclose(third / trials, 1 / 3, atol=0.04)
+    assert np.allclose(first_out / trials, 1 / 6, atol=0.03)  # the order of the rows leaving is random too
+    # after the third chunk 4 of rows 0-5 are held (each with probability 2/3), with rows 6 and 7 beside
+    # them; 2 of these 6 leave: rows 0-5 with probability 2/3 * 1/3, the new rows with 1/3
+    assert np.allclose(fourth[:6] / trials, 2 / 9, atol=0.04)
+    assert np.allclose(fourth[6:] / trials, 1 / 3, atol=0.04)
+
+
+def test_shuffle_buffer_with_uneven_chunks_lets_every_row_out_once():
+    sizes = [5, 1, 7, 0, 3, 10, 2, 9, 4]
+    out, buf = _leaving(sizes, 6, 0)
+    rest = buf.drain()
+    seen = [r for o in out if o for r in o] + rest[1].tolist()
+    assert sorted(seen) == list(range(sum(sizes)))
+    assert len(buf) == 0 and buf.drain() is None
+
+
+def test_a_streamed_run_steps_on_one_torch_thread_unless_told_and_restores_the_count(tmp_path):
+    X, y = _table(600, 3, None, 4)
+    data = _write_csv(tmp_path / "t.csv", X, y)
+    outside = torch.get_num_threads()
+    seen: list[int] = []
+    try:
+        torch.set_num_threads(3)  # a count neither run asks for
+        for name, threads, want in (("default", None, 1), ("two", 2, 2)):
+            cfg = TrainConfig.create("linreg", data=str(data), target="y", stream=True, epochs=1, progress=False,
+                                     threads=threads)
+            train_run(cfg, tmp_path / name, log=lambda _m: seen.append(torch.get_num_threads()),
+                      write_figures=False)
+            assert seen and set(seen) == {want}
+            seen.clear()
+            assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(outside)
+    assert TrainConfig.create("linreg", data=str(data), target="y").resolved_threads is None  # in memory: torch's
+    with pytest.raises(ConfigError, match="--threads must be a positive integer"):
+        TrainConfig.create("linreg", threads=0)

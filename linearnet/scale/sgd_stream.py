@@ -192,13 +192,14 @@ class StreamBatches:
               ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of ``batch_size`` rows (the last one shorter) out of the chunks, through the buffer."""
         bs, cap = self.batch_size, self.shuffle_buffer
-        pool: tuple[torch.Tensor, torch.Tensor] | None = None    # the shuffle buffer
+        pool = ShuffleBuffer(cap, g) if g is not None else None
         carry: tuple[torch.Tensor, torch.Tensor] | None = None   # rows out of the buffer, fewer than a batch
         order, chunks = g, self.chunks
         if resume is not None:  # the file order drawn again from the pass's first state, then onwards
             order = torch.Generator().manual_seed(0)
             order.set_state(torch.frombuffer(bytearray(base64.b64decode(resume["order_state"])), dtype=torch.uint8))
-            pool = (resume["pool_X"], resume["pool_y"]) if "pool_X" in resume else None
+            if "pool_X" in resume:  # (a checkpoint written before slots were reused has no "pool_free")
+                pool = ShuffleBuffer(cap, g, (resume["pool_X"], resume["pool_y"]), resume.get("pool_free"))
             carry = (resume["carry_X"], resume["carry_y"]) if "carry_X" in resume else None
             chunks = functools.partial(self.chunks, start=tuple(resume["position"]))
         watch = self.on_boundary is not None and self.boundary_rows > 0
@@ -206,11 +207,13 @@ class StreamBatches:
         if resume is not None:
             first = resume["order_state"]
         since = 0
-        for (X, y), position in _read_ahead(chunks(order), self.transform):
+        for c in _read_ahead(chunks(order)):
+            X, y = self.transform(c)
+            position = c.position
             since += len(X)
             out: tuple[torch.Tensor, torch.Tensor] | None = (X, y)
-            if g is not None:
-                pool, out = _exchange(pool, (X, y), cap, g)  # None while the buffer is still filling
+            if pool is not None:
+                out = pool.add(X, y)  # None while the buffer is still filling
             if out is not None:
                 X, y = out
                 start = 0  # the rows before are in the batch that completes the carry
@@ -231,9 +234,8 @@ class StreamBatches:
                 since = 0
                 state, tensors = _boundary_state(self.epoch, position, first, self.tally, pool, carry)
                 self.on_boundary({**self.state(), **state}, tensors)
-        if pool is not None:  # the end of the pass: the buffer leaves in random order
-            pool = _take(pool, torch.randperm(len(pool[0]), generator=g))
-            carry = pool if carry is None else (torch.cat([carry[0], pool[0]]), torch.cat([carry[1], pool[1]]))
+        if pool is not None and (rest := pool.drain()) is not None:  # the end of the pass, in random order
+            carry = rest if carry is None else (torch.cat([carry[0], rest[0]]), torch.cat([carry[1], rest[1]]))
         if carry is not None:
             for i in range(0, len(carry[0]), bs):
                 yield carry[0][i:i + bs], carry[1][i:i + bs]
@@ -244,39 +246,58 @@ class StreamBatches:
                              device=self.device)
 
 
-def _exchange(pool, chunk, cap: int, g: torch.Generator):
-    """Mix ``chunk`` into the shuffle buffer ``pool``; returns (pool, rows leaving it or None).
+class ShuffleBuffer:
+    """A buffer of ``cap`` rows through which a stream's rows leave in random order.
 
-    Of the buffer's and the chunk's rows together, those beyond ``cap`` leave, drawn uniformly at
-    random and in random order; the chunk's remaining rows take the places of the buffer rows that
-    left, in place, so memory stays at the buffer plus a chunk (no buffer-sized copies).
+    :meth:`add` puts a chunk in; of the rows held then, those beyond ``cap`` leave, a uniform random
+    sample in random order (None while the buffer fills). The rows live in one table whose slots are
+    reused: the rows that leave are gathered out once, and the next chunk is written straight into
+    the slots they freed, so each row is copied twice in all and memory stays at the buffer plus a chunk.
     """
-    if pool is None:
-        pool = (chunk[0][:0], chunk[1][:0])
-    p, c = len(pool[0]), len(chunk[0])
-    if p + c <= cap:
-        return (torch.cat([pool[0], chunk[0]]), torch.cat([pool[1], chunk[1]])), None
-    # The first m places of a random permutation of the p + c rows: a uniform sample, in random order.
-    # index_select / index_copy_ throughout (the fast row kernels), each row moved at most twice.
-    leave = torch.randperm(p + c, generator=g)[:p + c - cap]
-    in_pool = leave < p
-    at_pool, at_chunk = in_pool.nonzero().squeeze(1), (~in_pool).nonzero().squeeze(1)
-    from_pool, from_chunk = leave.index_select(0, at_pool), leave.index_select(0, at_chunk) - p
-    out = []
-    for b, c_ in zip(pool, chunk):
-        t = b.new_empty((len(leave),) + tuple(b.shape[1:]))
-        t.index_copy_(0, at_pool, b.index_select(0, from_pool))
-        t.index_copy_(0, at_chunk, c_.index_select(0, from_chunk))
-        out.append(t)
-    stay = torch.ones(c, dtype=torch.bool)
-    stay[from_chunk] = False
-    rest = stay.nonzero().squeeze(1)  # the chunk's rows that stay, in order, fill the places that left
-    k = len(from_pool)
-    for b, c_ in zip(pool, chunk):
-        b.index_copy_(0, from_pool, c_.index_select(0, rest[:k]))
-    if k < len(rest):  # the buffer is still filling up
-        pool = tuple(torch.cat([b, c_.index_select(0, rest[k:])]) for b, c_ in zip(pool, chunk))
-    return pool, tuple(out)
+
+    def __init__(self, cap: int, generator: torch.Generator,
+                 rows: tuple[torch.Tensor, torch.Tensor] | None = None, free: torch.Tensor | None = None) -> None:
+        self.cap, self.g = cap, generator
+        self.rows = rows                      # (X, y): the slots, live rows and free ones
+        self.free = free if free is not None else torch.empty(0, dtype=torch.int64)  # slots without a row
+
+    def __len__(self) -> int:
+        return 0 if self.rows is None else len(self.rows[0]) - len(self.free)
+
+    def add(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Put a chunk's rows in; returns the rows leaving (all beyond ``cap``) or None."""
+        if self.rows is None:
+            self.rows = (X[:0], y[:0])
+        k = min(len(self.free), len(X))
+        if k:  # into freed slots, in place
+            slots, self.free = self.free[:k], self.free[k:]
+            for t, new in zip(self.rows, (X, y)):
+                t.index_copy_(0, slots, new[:k])
+        if k < len(X):  # the buffer grows (while it fills, or for a larger chunk)
+            self.rows = tuple(torch.cat([t, new[k:]]) for t, new in zip(self.rows, (X, y)))
+        m = len(self) - self.cap
+        if m <= 0:
+            return None
+        leave = self._live_in_random_order()[:m]
+        self.free = torch.cat([self.free, leave]) if len(self.free) else leave
+        return tuple(t.index_select(0, leave) for t in self.rows)
+
+    def drain(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Every row held, in random order (the end of a pass); the buffer is empty afterwards."""
+        if self.rows is None:
+            return None
+        order = self._live_in_random_order()
+        out = tuple(t.index_select(0, order) for t in self.rows)
+        self.rows, self.free = None, self.free[:0]
+        return out
+
+    def _live_in_random_order(self) -> torch.Tensor:
+        perm = torch.randperm(len(self), generator=self.g)
+        if not len(self.free):
+            return perm
+        live = torch.ones(len(self.rows[0]), dtype=torch.bool)
+        live[self.free] = False
+        return live.nonzero().squeeze(1).index_select(0, perm)
 
 
 class JoinedBatches:
@@ -310,13 +331,14 @@ class JoinedBatches:
 _END = object()
 
 
-def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 2) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``transform(chunk)`` for each chunk, read and parsed in a background thread ``depth`` chunks ahead.
+def _read_ahead(chunks: Iterator[Chunk], depth: int = 2) -> Iterator[Chunk]:
+    """The chunks, read and parsed in a background thread ``depth`` chunks ahead.
 
-    Parsing (pandas, pyarrow) and the SGD steps then overlap on two cores; the transform
-    (standardizing, encoding the labels) runs in the reader thread too, since with Parquet the steps
-    and the shuffle buffer, not the reader, bound the epoch. An error of the reader is raised here, in
-    the caller's thread; a consumer that stops early releases the reader.
+    Parsing (pandas, pyarrow; in C, mostly without the GIL) and the SGD steps then overlap on two
+    cores. The transform (standardizing, float32, the labels' indices) runs with the steps, not here:
+    the reader is the side that bounds the epoch (on Parquet too, since it reads whole column-major
+    batches), so it is given nothing else to do. An error of the reader is raised here, in the
+    caller's thread; a consumer that stops early releases the reader.
     """
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -333,7 +355,7 @@ def _read_ahead(chunks: Iterator[Chunk], transform, depth: int = 2) -> Iterator[
     def produce() -> None:
         try:
             for chunk in chunks:
-                if not put((transform(chunk), getattr(chunk, "position", None))):
+                if not put(chunk):
                     return
             put(_END)
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -362,14 +384,12 @@ def _boundary_state(epoch: int, position, first: str, tally: dict, pool, carry) 
 
         sums["correct"] += int(held_hits(outs, labels))
     tensors = {}
-    for name, pair in (("pool", pool), ("carry", carry)):
+    for name, pair in (("pool", pool.rows if pool is not None else None), ("carry", carry)):
         if pair is not None:
             tensors[f"stream.{name}_X"], tensors[f"stream.{name}_y"] = pair[0].clone(), pair[1].clone()
+    if pool is not None and pool.rows is not None:
+        tensors["stream.pool_free"] = pool.free.clone()
     return {"epoch": epoch, "inside": {"position": list(position), "order_state": first, "tally": sums}}, tensors
-
-
-def _take(pair: tuple[torch.Tensor, torch.Tensor], idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return pair[0].index_select(0, idx), pair[1].index_select(0, idx)
 
 
 def _size(path: Path) -> int:
@@ -412,18 +432,19 @@ def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
             X = torch.from_numpy(c.X)
             if x_scaler is not None:  # in place on the chunk's own float64 array: no chunk-sized temporaries
                 X.sub_(x_scaler.mean).div_(x_scaler.std)
-            X = X.to(torch.float32)
+            X = torch.empty(X.shape, dtype=torch.float32).copy_(X)  # rows contiguous (a Parquet chunk's columns are)
             if lookup is not None:
                 return X, encode_labels(c, lookup, config.target or "y", what)  # a .npy's target is its last column
             y = torch.tensor(c.y, dtype=torch.float64).reshape(-1, 1)  # a copy: pyarrow's may be read-only
             return X, (y_scaler.transform(y) if y_scaler else y).to(torch.float32)
         return transform
 
-    def source(data: str, part: str, fraction: float):
+    def source(data: str, part: str, fraction: float, threaded: bool = True):
         def chunks(order, all_ranks: bool = False, start: tuple[int, int] = (0, 0)):
             r, w = (0, 1) if all_ranks else (rank, world)
             return iter_table_chunks(data, config.target, config.features, chunk_rows, r, w, labels=lookup is not None,
-                                     part=part, val_fraction=fraction, order=order, start=start)[1]
+                                     part=part, val_fraction=fraction, order=order, start=start,
+                                     threaded=threaded)[1]
         return chunks
 
     steps = math.ceil(stats.local_rows / bs)
@@ -437,7 +458,10 @@ def prepare_stream(config: TrainConfig, common: dict, eval_batch: int):
     empty = (torch.empty(0, d), torch.empty(0, dtype=torch.int64) if lookup is not None else torch.empty(0, 1))
     buffer = config.shuffle_buffer or BUFFER_CHUNKS * chunk_rows  # 4 chunks of the size actually read
     device = common["device"]
-    train = StreamBatches(source(config.data, "train", config.resolved_val_fraction), transform_for("training"),
+    # the training pass decodes in its reader thread alone: the steps take the other core (measured:
+    # arrow's own threads beside them make a Parquet epoch slower, benchmarks stream_sgd)
+    train = StreamBatches(source(config.data, "train", config.resolved_val_fraction, threaded=False),
+                          transform_for("training"),
                           bs, buffer, seed=config.seed + 1, device=device, pad_to=pad_to,
                           files=_files(Path(config.data)), empty=empty)
     train.boundary_rows = config.checkpoint_rows or 0
@@ -463,16 +487,16 @@ def _val_names(config: TrainConfig) -> list[str]:
 
 
 def encode_labels(c: Chunk, lookup: dict[str, int], target: str, what: str) -> torch.Tensor:
-    """Class indices of a chunk's labels; a label the statistics pass did not see names its file and row."""
-    import pandas as pd
+    """Class indices of a chunk's labels; a label the statistics pass did not see names its file and row.
 
-    inverse, uniq = pd.factorize(c.y)  # hashed in C; only the few distinct labels are looked up
-    codes = np.empty(len(uniq), dtype=np.int64)
-    for j, label in enumerate(uniq):
-        if label not in lookup:
-            i = int(np.argmax(inverse == j))
-            raise DataError(f"{c.path}: {c.where[i]}, the {what} label {label!r} in {target!r} is not among the "
-                            f"training data's classes {list(lookup)[:10]}; a new class cannot be learned "
-                            "mid-stream, so fix the row or retrain on data holding it.")
-        codes[j] = lookup[label]
-    return torch.from_numpy(codes[inverse.reshape(-1)])
+    Each distinct label is looked up once, through the codes the reader found (``Chunk.codes``)."""
+    inverse, uniq = c.codes
+    table = np.array([lookup.get(label, -1) for label in uniq], dtype=np.int64)
+    index = table[inverse.reshape(-1)]
+    if (unseen := index < 0).any():
+        i = int(np.argmax(unseen))
+        label = c.y[i]
+        raise DataError(f"{c.path}: {c.where[i]}, the {what} label {label!r} in {target!r} is not among the "
+                        f"training data's classes {list(lookup)[:10]}; a new class cannot be learned "
+                        "mid-stream, so fix the row or retrain on data holding it.")
+    return torch.from_numpy(index)
