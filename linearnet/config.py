@@ -61,6 +61,7 @@ class TrainConfig:
     val_data: str | None = None            # a separate validation table (then no rows are held out of --data)
     checkpoint_every: int | None = None    # epochs between checkpoints; None: 1 unless the run is tiny
     checkpoint_rows: int | None = None     # --stream: also checkpoint inside an epoch every N rows (chunk ends)
+    threads: int | None = None             # torch's CPU threads; None: 1 with --stream (its reader takes a core)
     progress: bool = True                  # show a progress bar within each epoch
     allow_many_classes: bool = False       # softmax: accept a fractional numeric target with many values
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes recorded in config.json
@@ -107,6 +108,8 @@ class TrainConfig:
                "--checkpoint-rows must be a positive number of rows")
         _check(self.checkpoint_rows is None or self.stream, "--checkpoint-rows applies to --stream only")
         _check(not self.stream or self.is_csv, "--stream trains from a file or folder; give --data PATH")
+        _check(self.threads is None or (isinstance(self.threads, int) and self.threads > 0),
+               "--threads must be a positive integer")
         _check(self.val_data is None or self.is_csv, "--val-data applies to training on a table (--data PATH)")
         _check(self.val_data is None or self.impl != "closed-form" or not (self.stream or self.chunk_rows),
                "the streamed closed form holds validation rows out by --val-fraction; --val-data is for SGD")
@@ -126,6 +129,14 @@ class TrainConfig:
         if self.val_fraction is not None:
             return self.val_fraction
         return 0.2 if self.is_csv and self.val_data is None else 0.0
+
+    @property
+    def resolved_threads(self) -> int | None:
+        """torch's CPU threads for the run, None for torch's default (a thread per core).
+
+        A streamed run defaults to one: its small steps gain nothing from a second thread, while
+        the reader thread parsing ahead needs the other core (measured: benchmarks stream_sgd)."""
+        return self.threads if self.threads is not None else (1 if self.stream else None)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A validated copy with some fields changed."""

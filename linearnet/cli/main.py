@@ -67,6 +67,8 @@ def _add_train(sub) -> None:
     p.add_argument("--checkpoint-every", type=_positive_int, help="epochs between checkpoints (0: none)")
     p.add_argument("--checkpoint-rows", type=_positive_int, metavar="ROWS",
                    help="--stream: also checkpoint inside an epoch, at the first chunk end after every ROWS rows")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="CPU threads for torch's kernels (default: 1 with --stream, else one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--allow-many-classes", action="store_true",
                    help="softmax: treat a fractional numeric target with many values as classes")
@@ -141,7 +143,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         noise=args.noise, data_dir=args.data_dir, allow_download=not args.no_download,
         chunk_rows=args.chunk_rows, checkpoint_every=args.checkpoint_every, stream=args.stream or None,
         checkpoint_rows=args.checkpoint_rows,
-        shuffle_buffer=args.shuffle_buffer, val_data=args.val_data,
+        shuffle_buffer=args.shuffle_buffer, val_data=args.val_data, threads=args.threads,
         progress=not args.no_progress, allow_many_classes=args.allow_many_classes or None)
 
 

@@ -172,7 +172,22 @@ def train_run(config: TrainConfig, run_dir: str | Path | None = None, *, resume:
     """Run ``config`` into ``run_dir`` (a new run, or continued when ``resume``) and return the result.
 
     ``run_dir`` may name the run or its ``.partial`` staging folder; the result names the final folder.
+    torch runs on ``config.resolved_threads`` threads meanwhile (set back afterwards).
     """
+    previous = torch.get_num_threads()
+    threads = config.resolved_threads
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _train_run(config, run_dir, resume=resume, overwrite=overwrite, log=log, data_env=data_env,
+                          write_figures=write_figures, live=live)
+    finally:
+        if threads is not None:
+            torch.set_num_threads(previous)
+
+
+def _train_run(config: TrainConfig, run_dir: str | Path | None, *, resume: bool, overwrite: bool, log: Log,
+               data_env: str | None, write_figures: bool, live: bool) -> RunResult:
     rank, world = _rank_world()
     writer = rank == 0
     say = log if writer else (lambda _msg: None)
