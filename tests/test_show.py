@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from linearnet.evaluation.summary import raw_coefficients
@@ -144,3 +145,25 @@ def test_show_leaves_out_options_a_softmax_table_run_never_used(cli, tmp_path):
     code, out, err = cli("show", tmp_path / "c")
     assert code == 0, err
     assert "target kind" in out and "loss squared" not in out and "huber_delta" not in out
+
+
+def test_show_and_evaluate_agree_on_a_fashion_mnist_run(cli, tmp_path, fmnist):
+    from linearnet.data.fashion_mnist import TEXT_LABELS
+
+    run = tmp_path / "fm"
+    assert cli("train", "softmax", "--epochs", "1", "--no-progress", "--out", run)[0] == 0
+    code, shown, err = cli("show", run)
+    assert code == 0, err
+    code, out, err = cli("evaluate", run)
+    assert code == 0, err
+    result, metrics = json.loads(out), json.loads((run / "metrics.json").read_text())
+    assert result["test_acc"] == metrics["test_acc"] and f"test_acc {metrics['test_acc']:.6g}" in shown
+    # per class: the class-index order in both, one class a line in show with evaluate's value
+    assert list(result["per_class_accuracy"]) == TEXT_LABELS
+    block = shown.split("test accuracy per class:\n")[1].splitlines()[:10]
+    assert [line.rsplit(" ", 1)[0].strip() for line in block] == TEXT_LABELS
+    assert [float(line.split()[-1]) for line in block] == pytest.approx(list(result["per_class_accuracy"].values()))
+    # a wrapped line ends at a pair's comma: no key is parted from its value
+    for line in shown.split("model:")[0].splitlines():
+        if line.startswith("  "):
+            assert len(line) <= 101 and all(len(pair.split()) == 2 for pair in line.strip(" ,").split(", ")), line
