@@ -167,3 +167,34 @@ def test_show_and_evaluate_agree_on_a_fashion_mnist_run(cli, tmp_path, fmnist):
     for line in shown.split("model:")[0].splitlines():
         if line.startswith("  "):
             assert len(line) <= 101 and all(len(pair.split()) == 2 for pair in line.strip(" ,").split(", ")), line
+
+
+@pytest.mark.parametrize("written_by", ["this version", "an older version"])
+def test_a_csv_run_records_no_synthetic_fields_and_old_configs_still_work(cli, tmp_path, house_csv, written_by):
+    from linearnet.config import ONLY_FOR
+
+    run = tmp_path / "r"
+    assert cli("train", "linreg", "--data", house_csv, "--target", "price", "--epochs", "2", "--no-progress",
+               "--out", run)[0] == 0
+    config = json.loads((run / "config.json").read_text())
+    assert not set(config) & {*ONLY_FOR["synthetic"], *ONLY_FOR["fashion-mnist"]}
+    assert config["target"] == "price" and config["data"] == str(house_csv)
+    if written_by == "an older version":  # which recorded every field
+        config.update(true_w=[2.0, -3.4], true_b=4.2, num_examples=1000, noise=0.01, data_dir=None,
+                      allow_download=True, resize=None, normalize=False)
+        (run / "config.json").write_text(json.dumps(config))
+    code, out, err = cli("show", run)
+    assert code == 0 and "target price" in out and "true_w" not in out, err
+    code, out, err = cli("evaluate", run)
+    assert code == 0 and json.loads(out)["split"] == "validation", err
+    code, out, err = cli("train", "linreg", "--resume", run, "--epochs", "3", "--no-progress")
+    assert code == 0, err
+    assert (run / "history.csv").read_text().count("\n") == 4  # header + 3 epochs
+    code, _, err = cli("train", "linreg", "--resume", run, "--epochs", "4", "--lr", "0.5", "--no-progress")
+    assert code == 2 and "--lr" in err
+
+
+def test_a_synthetic_run_still_records_its_data_fields(cli, tmp_path):
+    assert cli("train", "linreg", "--epochs", "1", "--no-progress", "--out", tmp_path / "s")[0] == 0
+    config = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert config["true_w"] == [2.0, -3.4] and config["noise"] == 0.01 and "data_dir" not in config

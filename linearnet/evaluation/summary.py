@@ -11,13 +11,12 @@ from pathlib import Path
 
 import torch
 
+from ..config import ONLY_FOR  # fields that mean nothing elsewhere (older config files hold them)
 from ..data import fashion_mnist as fm
 from ..errors import ConfigError
 from ..inference import TrainedModel
 
 SKIPPED_CONFIG = ("extra", "progress")  # not part of what was trained
-ONLY_FOR = {"synthetic": ("true_w", "true_b", "num_examples", "noise"),  # fields that mean nothing elsewhere
-            "fashion-mnist": ("data_dir", "allow_download", "resize", "normalize")}
 SKIPPED_METRICS = ("confusion_matrix", "per_class_accuracy", "confusion_split")
 LINREG_ONLY = ("loss", "huber_delta")  # a softmax run is trained with the cross-entropy, whatever these say
 NOT_FOR_IMAGES = ("standardize", "target", "features", "allow_many_classes")  # table options
