@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def run_chapter(out: Path, softmax: bool = True, data_dir: str | None = None, da
         m = r.metrics
         rows.append({"experiment": f"linreg {impl}", "ours_loss": m.get("train_eval_loss", m.get("train_loss")),
                      "ours_w_err": max(abs(v) for v in m["w_error"]), "ours_b_err": abs(m["b_error"]),
-                     "seconds": time.perf_counter() - start})
+                     "seconds": time.perf_counter() - start, "allowed": _linreg_allowed(cfg)})
     if softmax:
         for impl in ("scratch", "concise", "analytic"):
             log(f"\n== softmax regression, {impl} (Fashion-MNIST) ==")
@@ -70,6 +71,23 @@ def run_chapter(out: Path, softmax: bool = True, data_dir: str | None = None, da
                "vectorization demo: vectorized": vec["vectorized_seconds"]}
     log(f"page: {write_page(out, rows, CHAPTER_NUMBERS, table, timings, command)}")
     return rows
+
+
+def _linreg_allowed(cfg: TrainConfig) -> dict[str, float]:
+    """The statistical pass marks of one linreg run (see :func:`chapter_page.linreg_allowance`)."""
+    from .chapter_page import linreg_allowance
+
+    n = round(cfg.num_examples * (1 - cfg.resolved_val_fraction))
+    if cfg.impl == "closed-form":
+        return linreg_allowance(cfg.noise, n, len(cfg.true_w))
+    # nn.MSELoss is twice the halved loss: its gradient, hence its SGD step, is twice as large
+    lr = cfg.lr * (2 if cfg.impl == "concise" else 1)
+    allowed = linreg_allowance(cfg.noise, n, len(cfg.true_w), lr, cfg.batch_size,
+                               steps=cfg.epochs * math.ceil(n / cfg.batch_size),
+                               start=max(abs(v) for v in (*cfg.true_w, cfg.true_b)))
+    if cfg.impl == "concise":
+        allowed["loss"] *= 2
+    return allowed
 
 
 def format_table(rows: list[dict]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -27,17 +28,45 @@ CAPTIONS = {
     "predictions.png": "Test images titled with the true label over the predicted one.",
 }
 
-# A pass mark: an accuracy may be 0.01 below the chapter's; a loss or error may exceed it by 5% or 0.001.
-ACC_SLACK, REL_SLACK, ABS_SLACK = 0.01, 0.05, 0.001
+# A pass mark: an accuracy may be 0.01 below the chapter's; a loss or error may exceed it by 5%, or
+# stay within the statistical allowance of the experiment where one is known (linear regression).
+ACC_SLACK, REL_SLACK = 0.01, 0.05
+
+# Linear regression's errors are random: with label noise of std sigma and n standard-normal examples
+# (X^T X ~ n I), even the exact least-squares fit misses each coefficient by sigma / sqrt(n) (one
+# standard error), and SGD at a constant step lr with batches of B adds a wobble around that fit of
+# variance lr sigma^2 / (2 B) per coordinate, and has not quite forgotten where it started: each step
+# shrinks the distance to the fit by (1 - lr). The chapter's printed errors are one draw of these, so
+# an error passes within Z standard deviations (plus what is left of the start): a correct fit all but
+# never fails a mark (over seeds 0-29 of each implementation the largest error was 0.76 of its mark),
+# while an error of a few times the noise fails it.
+Z = 4.0
 
 
-def passes(metric: str, theirs: float | None, ours: float | None) -> str:
-    """'pass', 'FAIL', or 'n/a' when the chapter prints no number for it."""
-    if theirs is None or ours is None:
+def linreg_allowance(noise: float, n: int, d: int, lr: float | None = None, batch_size: int | None = None,
+                     steps: int = 0, start: float = 0.0) -> dict[str, float]:
+    """Largest |w err|, |b err| and final (halved squared) loss a correct fit reaches, all but rarely.
+
+    ``lr`` and ``batch_size`` are those of SGD on the halved loss (None: the exact least-squares fit),
+    ``steps`` its number of steps from parameters at most ``start`` from the true ones.
+    The loss allows the noise floor sigma^2 / 2 with Z sampling deviations (relative sqrt(2 / n)) plus
+    what every coordinate that far off adds.
+    """
+    var = noise ** 2 / n + (lr * noise ** 2 / (2 * batch_size) if lr else 0.0)
+    err = Z * math.sqrt(var) + (start * (1 - lr) ** steps if lr else 0.0)
+    return {"w_err": err, "b_err": err,
+            "loss": noise ** 2 / 2 * (1 + Z * math.sqrt(2 / n)) + (d + 1) * err ** 2 / 2}
+
+
+def passes(metric: str, theirs: float | None, ours: float | None, allowed: float | None = None) -> str:
+    """'pass', 'FAIL', or 'n/a' when neither the chapter nor ``allowed`` gives a bound."""
+    if ours is None or (theirs is None and allowed is None):
         return "n/a"
     if "acc" in metric:
         return "pass" if ours >= theirs - ACC_SLACK else "FAIL"
-    return "pass" if ours <= theirs + max(REL_SLACK * abs(theirs), ABS_SLACK) else "FAIL"
+    if allowed is not None:
+        return "pass" if ours <= max(allowed, theirs or 0.0) else "FAIL"
+    return "pass" if ours <= theirs * (1 + REL_SLACK) else "FAIL"
 
 
 def comparison(rows: Sequence[Mapping], reference: Mapping[str, Mapping]) -> list[dict]:
@@ -49,8 +78,9 @@ def comparison(rows: Sequence[Mapping], reference: Mapping[str, Mapping]) -> lis
             if key.startswith("ours_"):
                 metric = key[len("ours_"):]
                 theirs = ref.get(metric)
+                allowed = row.get("allowed", {}).get(metric)
                 out.append({"experiment": row["experiment"], "metric": metric.replace("_", " "),
-                            "chapter": theirs, "ours": ours, "mark": passes(metric, theirs, ours)})
+                            "chapter": theirs, "ours": ours, "mark": passes(metric, theirs, ours, allowed)})
     return out
 
 
@@ -95,8 +125,12 @@ def build_page(out: Path, rows: Sequence[Mapping], reference: Mapping[str, Mappi
     parts = ["<h1>Linear neural networks: the chapter, run by linearnet</h1>",
              f"<p>Reproduce with: <code>{html.escape(command)}</code></p>",
              "<h2>The chapter's numbers beside ours</h2>", table,
-             f"<p class=note>A pass mark: an accuracy at most {ACC_SLACK} below the chapter's, a loss or error at "
-             f"most {REL_SLACK:.0%} (or {ABS_SLACK}) above it; n/a where the chapter prints no number.</p>",
+             f"<p class=note>A pass mark: an accuracy at most {ACC_SLACK} below the chapter's, a softmax loss at "
+             f"most {REL_SLACK:.0%} above it. Linear regression's errors come from the noise in its data, so "
+             f"the chapter's numbers are one draw: an error passes within {Z} standard deviations of the "
+             "estimate (noise / sqrt(n) for the exact fit; SGD adds lr noise^2 / (2 batch) to the variance), "
+             "a loss within the noise floor noise^2 / 2 plus what such errors and sampling add. n/a where "
+             "neither gives a bound.</p>",
              "<h3>As printed</h3>", f"<pre>{html.escape(table_text)}</pre>",
              "<h2>Timings (seconds)</h2>", _table(["what", "seconds"], timing_rows), "<h2>Figures</h2>"]
     section = None

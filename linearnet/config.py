@@ -27,6 +27,12 @@ CHAPTER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Fields that mean something for one data source only: a run on other data does not record them
+# (from_dict gives them their defaults, so config files written with them still load).
+ONLY_FOR: dict[str, tuple[str, ...]] = {"synthetic": ("true_w", "true_b", "num_examples", "noise"),
+                                        "fashion-mnist": ("data_dir", "allow_download", "resize", "normalize")}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs; see ``linearnet train --help`` for each field."""
@@ -143,10 +149,14 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of every field."""
+        """Plain JSON-ready dict of every field, less those of another data source (see ONLY_FOR)."""
         d = dataclasses.asdict(self)
         d["features"] = list(self.features) if self.features is not None else None
         d["true_w"] = list(self.true_w)
+        for data, keys in ONLY_FOR.items():
+            if self.data != data:
+                for key in keys:
+                    del d[key]
         return d
 
     @classmethod

@@ -7,10 +7,11 @@ import io
 from html.parser import HTMLParser
 
 import numpy as np
+import pytest
 from matplotlib.image import imread
 
 from linearnet.chapter import CHAPTER_NUMBERS, run_chapter
-from linearnet.chapter_page import build_page, passes
+from linearnet.chapter_page import Z, build_page, linreg_allowance, passes
 from linearnet.evaluation import plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -87,6 +88,7 @@ def test_chapter_writes_a_self_contained_page(tmp_path, capsys):
     marks = comparison[5:][4::5]  # the mark column, under a five-cell header
     assert len(marks) == 3 * len(rows) and set(marks) <= {"pass", "FAIL", "n/a"}
     assert marks[:3] == ["pass"] * 3  # the scratch run meets the chapter's numbers
+    assert marks == ["pass"] * 12  # and every linreg run its statistical pass marks
     assert any(cell.startswith("whole chapter") for cell in timings)
     assert f"linearnet chapter --out {out} --skip-softmax" in page_path.read_text()
 
@@ -121,3 +123,30 @@ def test_pass_marks():
     assert passes("test_acc", 0.836, 0.83) == "pass" and passes("test_acc", 0.836, 0.82) == "FAIL"
     assert passes("loss", 0.000049, 0.00005) == "pass" and passes("train_loss", 0.447, 0.5) == "FAIL"
     assert passes("loss", None, 1.0) == "n/a"
+    # no absolute slack: an error 8.7 times the chapter's fails unless the experiment's allowance covers it
+    assert passes("b_err", 0.0001, 0.00087) == "FAIL"
+    assert passes("b_err", 0.0001, 0.00087, allowed=0.001) == "pass"
+    assert passes("b_err", None, 0.0011, allowed=0.001) == "FAIL"
+
+
+def test_linreg_allowance_is_the_standard_error_of_the_fit():
+    exact = linreg_allowance(0.01, 1000, 2)
+    assert exact["w_err"] == exact["b_err"] == pytest.approx(Z * 0.01 / 1000 ** 0.5)  # ~3.2e-4 per SE
+    assert exact["loss"] == pytest.approx(0.01 ** 2 / 2 * (1 + Z * (2 / 1000) ** 0.5) + 3 * exact["w_err"] ** 2 / 2)
+    sgd = linreg_allowance(0.01, 1000, 2, lr=0.03, batch_size=10, steps=300, start=4.2)
+    assert sgd["w_err"] == pytest.approx(Z * (1e-7 + 0.03e-4 / 20) ** 0.5 + 4.2 * 0.97 ** 300)
+
+
+def test_a_deliberately_wrong_parameter_fails_its_mark(tmp_path):
+    from linearnet import TrainConfig, train_run
+    from linearnet.chapter import _linreg_allowed
+    from linearnet.chapter_page import comparison
+
+    for impl in ("scratch", "closed-form"):
+        cfg = TrainConfig.create("linreg", impl=impl, progress=False)
+        m = train_run(cfg, tmp_path / impl, log=lambda *a, **k: None, live=False).metrics
+        row = {"experiment": f"linreg {impl}", "ours_w_err": max(abs(v) for v in m["w_error"]),
+               "ours_b_err": abs(m["b_error"]), "allowed": _linreg_allowed(cfg)}
+        assert [c["mark"] for c in comparison([row], CHAPTER_NUMBERS)] == ["pass", "pass"]
+        row["ours_b_err"] = abs(m["b_error"] + 0.003)  # b off by 0.003: ten standard errors
+        assert [c["mark"] for c in comparison([row], CHAPTER_NUMBERS)] == ["pass", "FAIL"]

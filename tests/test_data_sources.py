@@ -90,3 +90,33 @@ def test_cli_data_info_refuses_a_corrupt_data_dir(tmp_path, kind):
     assert proc.returncode == 2, proc.stdout
     assert proc.stderr.count("\n") == 1 and f"{d / NAME}.gz" in proc.stderr and EXPECT[kind] in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.parametrize("body", [b"", b"\x54\xdf" + bytes(range(256)) * 20])
+def test_cli_names_a_gz_file_that_is_not_gzip(tmp_path, cli, body):
+    # random bytes saved as .gz were called "truncated": they are not gzip data at all
+    d = write_gz_dir(tmp_path / "dir", tiny_fashion_files())
+    (d / f"{NAME}.gz").write_bytes(body)
+    code, out, err = cli("data", "info", "--data-dir", d)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"{d / NAME}.gz: not gzip data" in err and "truncated" not in err
+
+
+def test_an_uncompressed_idx_file_under_a_gz_name_still_loads(tmp_path):
+    files = tiny_fashion_files()
+    d = write_gz_dir(tmp_path / "dir", files)
+    (d / f"{NAME}.gz").write_bytes(files[NAME])  # gzip is told by its magic number, not the name
+    ds = fm.load_fashion_mnist(root=d, cache_dir=tmp_path / "c", system_dir=None, allow_download=False,
+                               files=expected_hashes(files))
+    assert len(ds.train_images) == 40
+
+
+@pytest.mark.parametrize("how", ["--data-dir", "LINEARNET_DATA"])
+def test_a_file_given_as_the_data_folder_is_named_as_a_file(tmp_path, cli, monkeypatch, how):
+    not_a_folder = tmp_path / "train-images-idx3-ubyte.gz"
+    not_a_folder.write_bytes(b"x")
+    if how == "LINEARNET_DATA":
+        monkeypatch.setenv("LINEARNET_DATA", str(not_a_folder))
+    code, out, err = cli("data", "info", *(["--data-dir", not_a_folder] if how == "--data-dir" else []))
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"{not_a_folder} (" in err and "is a file, not a folder" in err and "missing" not in err

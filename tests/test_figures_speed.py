@@ -115,3 +115,27 @@ def test_history_figure_ticks_whole_epochs_only():
     history = [{"epoch": e, "train_loss": 1 / e} for e in range(1, 4)]
     ax = plots.history_figure(history, ["train_loss"]).axes[0]
     assert all(float(t).is_integer() for t in ax.get_xticks())
+
+
+def test_confusion_counts_are_readable_and_fit_their_cells():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    cm = torch.tensor([[9999, 0, 12], [7, 1000, 3], [0, 45, 8888]])
+    fig = plots.confusion_figure(cm, ["t-shirt", "trouser", "ankle boot"])
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.axes[0]
+    counts = [t for t in ax.texts if t.get_text().isdigit()]
+    assert len(counts) == 9 and all(t.get_fontsize() >= 9 for t in counts)  # were 6 pt: unreadable
+    cell = ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0]
+    assert all(t.get_window_extent(renderer).width < 0.8 * cell for t in counts)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_a_csv_run_says_its_loss_is_on_the_standardized_target(tmp_path, house_csv, standardize):
+    from linearnet.training.run import _history_figure
+
+    cfg = TrainConfig.create("linreg", data=str(house_csv), target="price", epochs=2, progress=False,
+                             standardize=standardize, lr=0.03 if standardize else 1e-9)
+    r = train_run(cfg, tmp_path / "run", log=lambda s: None)
+    label = _history_figure(r.history, r.data).axes[0].get_ylabel()
+    assert label == ("loss (on the standardized target)" if standardize else "loss")

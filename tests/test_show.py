@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from linearnet.evaluation.summary import raw_coefficients
@@ -144,3 +145,56 @@ def test_show_leaves_out_options_a_softmax_table_run_never_used(cli, tmp_path):
     code, out, err = cli("show", tmp_path / "c")
     assert code == 0, err
     assert "target kind" in out and "loss squared" not in out and "huber_delta" not in out
+
+
+def test_show_and_evaluate_agree_on_a_fashion_mnist_run(cli, tmp_path, fmnist):
+    from linearnet.data.fashion_mnist import TEXT_LABELS
+
+    run = tmp_path / "fm"
+    assert cli("train", "softmax", "--epochs", "1", "--no-progress", "--out", run)[0] == 0
+    code, shown, err = cli("show", run)
+    assert code == 0, err
+    code, out, err = cli("evaluate", run)
+    assert code == 0, err
+    result, metrics = json.loads(out), json.loads((run / "metrics.json").read_text())
+    assert result["test_acc"] == metrics["test_acc"] and f"test_acc {metrics['test_acc']:.6g}" in shown
+    # per class: the class-index order in both, one class a line in show with evaluate's value
+    assert list(result["per_class_accuracy"]) == TEXT_LABELS
+    block = shown.split("test accuracy per class:\n")[1].splitlines()[:10]
+    assert [line.rsplit(" ", 1)[0].strip() for line in block] == TEXT_LABELS
+    assert [float(line.split()[-1]) for line in block] == pytest.approx(list(result["per_class_accuracy"].values()))
+    # a wrapped line ends at a pair's comma: no key is parted from its value
+    for line in shown.split("model:")[0].splitlines():
+        if line.startswith("  "):
+            assert len(line) <= 101 and all(len(pair.split()) == 2 for pair in line.strip(" ,").split(", ")), line
+
+
+@pytest.mark.parametrize("written_by", ["this version", "an older version"])
+def test_a_csv_run_records_no_synthetic_fields_and_old_configs_still_work(cli, tmp_path, house_csv, written_by):
+    from linearnet.config import ONLY_FOR
+
+    run = tmp_path / "r"
+    assert cli("train", "linreg", "--data", house_csv, "--target", "price", "--epochs", "2", "--no-progress",
+               "--out", run)[0] == 0
+    config = json.loads((run / "config.json").read_text())
+    assert not set(config) & {*ONLY_FOR["synthetic"], *ONLY_FOR["fashion-mnist"]}
+    assert config["target"] == "price" and config["data"] == str(house_csv)
+    if written_by == "an older version":  # which recorded every field
+        config.update(true_w=[2.0, -3.4], true_b=4.2, num_examples=1000, noise=0.01, data_dir=None,
+                      allow_download=True, resize=None, normalize=False)
+        (run / "config.json").write_text(json.dumps(config))
+    code, out, err = cli("show", run)
+    assert code == 0 and "target price" in out and "true_w" not in out, err
+    code, out, err = cli("evaluate", run)
+    assert code == 0 and json.loads(out)["split"] == "validation", err
+    code, out, err = cli("train", "linreg", "--resume", run, "--epochs", "3", "--no-progress")
+    assert code == 0, err
+    assert (run / "history.csv").read_text().count("\n") == 4  # header + 3 epochs
+    code, _, err = cli("train", "linreg", "--resume", run, "--epochs", "4", "--lr", "0.5", "--no-progress")
+    assert code == 2 and "--lr" in err
+
+
+def test_a_synthetic_run_still_records_its_data_fields(cli, tmp_path):
+    assert cli("train", "linreg", "--epochs", "1", "--no-progress", "--out", tmp_path / "s")[0] == 0
+    config = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert config["true_w"] == [2.0, -3.4] and config["noise"] == 0.01 and "data_dir" not in config

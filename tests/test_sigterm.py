@@ -97,3 +97,38 @@ def test_stopping_a_run_without_a_checkpoint_says_resume_starts_again(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and _checkpoint_dir(run) is None
     assert "no checkpoint was written yet" in err and f"--resume {run} starts it again" in err
+
+
+@pytest.mark.parametrize("seconds", [0, 60])  # the command ends at once / would go on for a minute
+@pytest.mark.parametrize("exc, code", [(KeyboardInterrupt, 130), (None, 143)])
+def test_an_interrupt_swallowed_by_a_weakref_callback_still_stops_the_command(monkeypatch, capsys, exc, code,
+                                                                               seconds):
+    # Python runs a signal handler at the next bytecode; inside a weakref callback (an import's module
+    # lock is freed through one) the KeyboardInterrupt cannot propagate and is printed as "Exception
+    # ignored", so the command would go on and finish. The CLI delivers the signal again.
+    import weakref
+
+    from linearnet.cli import main as cli_main
+
+    exc = exc or cli_main.Terminated
+
+    class Lock:
+        pass
+
+    def interrupted_in_a_callback(args, env, executable):
+        def cb(ref):
+            raise exc
+        lock = Lock()
+        ref = weakref.ref(lock, cb)  # noqa: F841 (the callback runs when lock goes)
+        del lock
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:  # the rest of the command
+            time.sleep(0.001)
+        finished.append(True)
+        return 0
+
+    finished = []
+    monkeypatch.setattr(cli_main, "_dispatch", interrupted_in_a_callback)
+    assert cli_main.main(["show", "somewhere"]) == code
+    assert finished == ([] if seconds else [True])  # a long command is stopped, not run to its end
+    assert "Exception ignored" not in capsys.readouterr().err

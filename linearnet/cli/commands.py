@@ -188,7 +188,7 @@ def cmd_evaluate(args: argparse.Namespace, env: dict[str, str]) -> int:
         ds = fm.load_fashion_mnist(root=args.data_dir, env_dir=fm.env_data_dir(env))
         pred = model.predict(ds.test_images)
         cm = M.confusion_matrix(pred, ds.test_labels, 10)
-        result = {"test_accuracy": float((pred == ds.test_labels).double().mean()), "rows": len(pred),
+        result = {"test_acc": float((pred == ds.test_labels).double().mean()), "rows": len(pred),
                   "per_class_accuracy": dict(zip(fm.TEXT_LABELS, M.per_class_accuracy(cm).tolist()))}
     else:
         raise ConfigError("pass --data PATH.csv with labelled rows to evaluate this model.")

@@ -6,11 +6,13 @@ It imports nothing heavy: ``--help`` and argument errors answer before torch or 
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import gc
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from ..config import TrainConfig
@@ -23,6 +25,44 @@ class Terminated(KeyboardInterrupt):
 
 def _raise_terminated(signum, frame) -> None:
     raise Terminated
+
+
+class _Redelivery:
+    """Sends again a Ctrl-C or SIGTERM that Python swallowed (a ``sys.unraisablehook``).
+
+    Python runs a signal's handler at the next bytecode, which may be inside a weakref callback
+    (an import's module lock is freed through one) or a ``__del__``: an exception raised there
+    cannot propagate, so Python prints "Exception ignored in ..." and the command would carry on.
+    The signal is sent again from a timer thread a moment later, when the callback (and this hook:
+    a signal marked from here would be handled inside it) has returned; :meth:`settle` raises it
+    directly if the command ends first.
+    """
+
+    DELAY = 0.01  # seconds
+
+    def __init__(self, previous_hook) -> None:
+        self.previous_hook, self.timer, self.fired, self.exc = previous_hook, None, False, None
+
+    def __call__(self, unraisable) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return self.previous_hook(unraisable)
+        self.exc = unraisable.exc_value
+        signum = signal.SIGTERM if isinstance(self.exc, Terminated) else signal.SIGINT
+        self.timer = threading.Timer(self.DELAY, self._fire, (signum,))
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _fire(self, signum: int) -> None:
+        self.fired = True
+        _thread.interrupt_main(signum)
+
+    def settle(self) -> None:
+        """At the command's end: a swallowed signal not yet sent again is raised here."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer.join()  # a signal sent meanwhile is handled on return from this call
+            if not self.fired:
+                raise type(self.exc)()
 
 
 def _positive_int(text: str) -> int:
@@ -158,11 +198,19 @@ def main(argv: list[str] | None = None, executable: bool = False) -> int:
         if args.command == "train" and not args.resume:
             config_from_args(args)  # a bad argument is answered before torch loads
         previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
+        unraisable = sys.unraisablehook
+        redelivery = _Redelivery(unraisable) if previous is not None else None  # signals reach the main thread
+        if redelivery is not None:
+            sys.unraisablehook = redelivery
         try:
             return _dispatch(args, env, executable)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            if redelivery is not None:
+                try:
+                    redelivery.settle()  # while our SIGTERM handler is still in place
+                finally:
+                    signal.signal(signal.SIGTERM, previous)
+                    sys.unraisablehook = unraisable
     except LinearNetError as exc:
         print(f"linearnet: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -218,6 +218,9 @@ def load_fashion_mnist(root: str | Path | None = None, env_dir: str | Path | Non
     for label, given in (("root", root), ("LINEARNET_DATA", env_dir)):
         if given:
             directory = Path(given)
+            if directory.exists() and not directory.is_dir():
+                raise DataError(f"{directory} ({_EXPLICIT[label]}) is a file, not a folder; give the folder "
+                                "that holds the four Fashion-MNIST IDX files.")
             try:
                 arrays = _load_verified(directory, files, stamps)
             except DataError as exc:

@@ -35,6 +35,9 @@ def read_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror}).") from None
     if raw[:2] != b"\x1f\x8b":
+        if path.suffix == ".gz" and raw[:2] != b"\0\0":  # neither gzip nor an IDX file under a .gz name
+            why = f"a .gz file starts with bytes 1f 8b, this one with {raw[:2].hex(' ')}" if raw else "it is empty"
+            raise DataError(f"{path}: not gzip data ({why}); delete the file and fetch it again.")
         return raw
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:

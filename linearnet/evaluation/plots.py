@@ -190,18 +190,20 @@ def predictions_figure(images, true_names: Sequence[str], pred_names: Sequence[s
 def confusion_figure(cm: torch.Tensor, names: Sequence[str]) -> Figure:
     """Confusion matrix heat map, rows true and columns predicted, with counts."""
     k = len(names)
-    fig = Figure(figsize=(1.0 + 0.6 * k, 0.8 + 0.6 * k))
-    ax = fig.add_subplot()
     m = _as_array(cm)
-    ax.imshow(m, cmap="Blues")
-    ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(k), names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
     top = m.max() if m.size else 1
+    # Cells wide enough for the largest count at a readable 10 pt (about 0.1 in a digit, plus margins).
+    cell = max(0.75, 0.1 * len(str(int(top))) + 0.3)
+    fig = Figure(figsize=(1.5 + cell * k, 1.2 + cell * k))
+    ax = fig.add_subplot()
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=10)
+    ax.set_yticks(range(k), names, fontsize=10)
+    ax.set_xlabel("predicted", fontsize=11)
+    ax.set_ylabel("true", fontsize=11)
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=6,
+            ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=10,
                     color="white" if m[i, j] > top / 2 else "black")
     return fig
 

@@ -7,17 +7,16 @@ standardization folded back in), so they read like any regression output.
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import torch
 
+from ..config import ONLY_FOR  # fields that mean nothing elsewhere (older config files hold them)
+from ..data import fashion_mnist as fm
 from ..errors import ConfigError
 from ..inference import TrainedModel
 
 SKIPPED_CONFIG = ("extra", "progress")  # not part of what was trained
-ONLY_FOR = {"synthetic": ("true_w", "true_b", "num_examples", "noise"),  # fields that mean nothing elsewhere
-            "fashion-mnist": ("data_dir", "allow_download", "resize", "normalize")}
 SKIPPED_METRICS = ("confusion_matrix", "per_class_accuracy", "confusion_split")
 LINREG_ONLY = ("loss", "huber_delta")  # a softmax run is trained with the cross-entropy, whatever these say
 NOT_FOR_IMAGES = ("standardize", "target", "features", "allow_many_classes")  # table options
@@ -48,9 +47,17 @@ def _value(v) -> str:
     return str(v)
 
 
-def _wrapped(pairs: list[tuple[str, object]]) -> list[str]:
-    text = ", ".join(f"{k} {_value(v)}" for k, v in pairs)
-    return textwrap.wrap(text, 100, initial_indent="  ", subsequent_indent="  ")
+def _wrapped(pairs: list[tuple[str, object]], width: int = 100) -> list[str]:
+    """``key value`` pairs, comma-separated, lines of at most ``width``: a pair is never split."""
+    lines: list[str] = []
+    for item in (f"{k} {_value(v)}" for k, v in pairs):
+        if lines and len(lines[-1]) + 2 + len(item) <= width:
+            lines[-1] += ", " + item
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append("  " + item)
+    return lines
 
 
 def describe_run(run_dir: Path) -> str:
@@ -89,10 +96,13 @@ def describe_run(run_dir: Path) -> str:
         classes = model.classes or [str(i) for i in range(model.weight.shape[0])]
         lines.append(f"model: softmax over {len(classes)} classes from {model.weight.shape[1]} inputs")
         per_class = metrics.get("per_class_accuracy", {})
-        if per_class:
+        if per_class:  # metrics.json sorts its keys; shown in class-index order, as evaluate prints them
             split = metrics.get("confusion_split", "evaluation")
             lines.append(f"{split} accuracy per class:")
-            lines += _wrapped(list(per_class.items()))
+            order = (model.classes or (fm.TEXT_LABELS if model.image is not None else [])) + sorted(per_class)
+            named = list(dict.fromkeys(c for c in order if c in per_class))
+            width = max(len(c) for c in named)
+            lines += [f"  {c:<{width}} {_value(per_class[c])}" for c in named]
         if model.image is None and len(names) <= 12:
             lines.append("coefficients per class (in the data's units), then the intercept:")
             width = max(len(c) for c in classes)

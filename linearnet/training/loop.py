@@ -39,9 +39,11 @@ def run_epoch(learner, batches: Iterable, train: bool, classify: bool = False,
     ``tally``, when given, holds the running sums (``loss``, ``correct``, ``n``): the pass continues
     from them (an epoch resumed mid-way) and keeps them current after every step (for a checkpoint).
 
-    Returns ``{"loss": mean per-example loss, "acc": accuracy or None, "n": examples}``, summed over
-    every rank when running distributed. A non-finite loss raises :class:`DivergenceError` naming
-    the epoch and step.
+    Returns ``{"loss": mean per-example loss, "acc": accuracy or None, "n": examples, "first_loss":
+    the first step's mean per-example loss (the loss of the parameters the pass started from; None
+    when that batch held fewer than :data:`START_BATCH_MIN` examples in all)}``, summed over every
+    rank when running distributed. A non-finite loss raises :class:`DivergenceError` naming the
+    epoch and step.
     """
     net = learner.net
     net.train(train)
@@ -52,6 +54,7 @@ def run_epoch(learner, batches: Iterable, train: bool, classify: bool = False,
     loss_sum = 0.0 if on_cpu else torch.zeros((), dtype=torch.float64, device=device)
     correct = 0 if on_cpu else torch.zeros((), dtype=torch.int64, device=device)
     n = 0
+    first = None  # the first step's summed loss and size: the starting parameters' loss
     # Accuracy is counted a few dozen batches at a time: one argmax over many rows costs about what
     # one over a single batch does (~12 us of a ~250 us step), and the outputs held are small.
     outs: list[torch.Tensor] = []
@@ -76,19 +79,24 @@ def run_epoch(learner, batches: Iterable, train: bool, classify: bool = False,
                 labels.append(y)
                 if len(outs) == ACCURACY_BATCHES:
                     correct += _count_correct(outs, labels, on_cpu)
+            if first is None:
+                first = (float(s) if on_cpu else l.detach().double(), len(y))
             n += len(y)
             if tally is not None:
                 tally["loss"], tally["correct"], tally["n"] = loss_sum, correct, n
     if outs:
         correct += _count_correct(outs, labels, on_cpu)
-    totals = torch.tensor([float(loss_sum), float(correct), float(n)], dtype=torch.float64, device=device)
+    first_sum, first_n = first if first is not None else (0.0, 0)
+    totals = torch.stack([torch.as_tensor(float(v) if on_cpu else v, dtype=torch.float64, device=device)
+                          for v in (loss_sum, correct, n, first_sum, first_n)])
     if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(totals)
-    loss_total, correct_total, count = (float(v) for v in totals.cpu())
+        dist.all_reduce(totals)  # every rank then takes the same divergence decision
+    loss_total, correct_total, count, first_total, first_count = (float(v) for v in totals.cpu())
     if not math.isfinite(loss_total):
         _diverged(epoch, None, loss_total)
     count = max(count, 1.0)
-    return {"loss": loss_total / count, "acc": correct_total / count if classify else None, "n": int(count)}
+    return {"loss": loss_total / count, "acc": correct_total / count if classify else None, "n": int(count),
+            "first_loss": first_total / first_count if first_count >= START_BATCH_MIN else None}
 
 
 ACCURACY_BATCHES = 64  # batches whose predictions are counted together
@@ -107,10 +115,29 @@ def _count_correct(outs: list[torch.Tensor], labels: list[torch.Tensor], on_cpu:
     return int(hits) if on_cpu else hits
 
 
-def _diverged(epoch: int, step: int | None, value: float) -> None:
+def _diverged(epoch: int, step: int | None, value: float, start: float | None = None) -> None:
     where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
-    raise DivergenceError(f"training diverged at {where} (loss became {value}); try a smaller learning "
+    what = (f"loss became {value}" if start is None else
+            f"mean loss {value:.4g}, over {BLOWUP:g} times the starting loss {start:.4g}")
+    raise DivergenceError(f"training diverged at {where} ({what}); try a smaller learning "
                           "rate (for example a tenth of --lr).")
+
+
+# A finite loss has blown up when an epoch's mean training loss exceeds BLOWUP times a loss the run
+# has already shown: the starting parameters' loss (the first step's batch, when it holds at least
+# START_BATCH_MIN examples: a smaller one can sit near zero by chance) or the first epoch's mean.
+# SGD that is working lowers the loss from where it started; a factor of 1000 is far outside the
+# wobble of a working run yet catches a cross-entropy that grows with the weights but never
+# reaches inf (softmax at --lr 1e9 ends its first epoch near 3e9, from 2.3).
+BLOWUP = 1000.0
+START_BATCH_MIN = 16
+
+
+def _blown_up(epoch: int, loss: float, references: list[float]) -> None:
+    """Raise :class:`DivergenceError` when ``loss`` exceeds BLOWUP times a positive reference."""
+    for ref in references:
+        if ref > 0 and loss > BLOWUP * ref:
+            _diverged(epoch, None, loss, ref)
 
 
 def fit(learner, train_batches: Iterable, epochs: int, *, eval_sets: dict[str, Iterable] | None = None,
@@ -126,6 +153,7 @@ def fit(learner, train_batches: Iterable, epochs: int, *, eval_sets: dict[str, I
     """
     history = list(history or [])
     base_lr = learner.lr if base_lr is None else base_lr
+    references: list[float] = []  # losses this call has seen the run reach (see BLOWUP)
     for epoch in range(len(history), epochs):
         lr = scheduled_lr(base_lr, lr_schedule, epoch, epochs)
         learner.set_lr(lr)
@@ -133,6 +161,12 @@ def fit(learner, train_batches: Iterable, epochs: int, *, eval_sets: dict[str, I
         stats = run_epoch(learner, train_batches, train=True, classify=classify, progress=progress,
                           desc=f"epoch {epoch + 1}/{epochs}", epoch=epoch + 1,
                           tally=getattr(train_batches, "tally", None))
+        first_epoch = not references
+        if first_epoch and stats["first_loss"] is not None:
+            references.append(stats["first_loss"])
+        _blown_up(epoch + 1, stats["loss"], references)
+        if first_epoch:
+            references.append(stats["loss"])
         record: Record = {"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"]}
         if classify:
             record["train_acc"] = stats["acc"]

@@ -437,7 +437,8 @@ def _history_figure(history: list[dict], data: PreparedData):
         keys = ["train_loss", "train_acc", "val_acc", "test_acc"]
         return plots.history_figure(history, keys)
     keys = ["train_eval_loss" if "train_eval_loss" in history[0] else "train_loss", "val_loss"]
-    return plots.history_figure(history, keys, ylabel="loss", yscale="log")
+    ylabel = "loss (on the standardized target)" if data.y_scaler is not None else "loss"  # not the data's units
+    return plots.history_figure(history, keys, ylabel=ylabel, yscale="log")
 
 
 def _write_outputs(run_dir: Path, history: list[dict], metrics: dict, model: ModelFile, data: PreparedData,
