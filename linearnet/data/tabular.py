@@ -292,6 +292,9 @@ def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: 
         if not groups:
             return
         start = int(starts[groups[0]])
+    schema = pf.schema_arrow
+    numeric = bool(names) and all(pa.types.is_integer(t) or pa.types.is_floating(t)
+                                  for t in (schema.field(name).type for name in names))
     batches = pf.iter_batches(batch_size=chunk_rows, row_groups=groups, use_threads=threaded,
                               columns=[*names, *([target] if target else [])])
     while True:
@@ -307,7 +310,7 @@ def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: 
             continue
         rows = np.arange(start, start + n)
         where = Where("row", rows + 1)
-        X = _parquet_features(path, batch, names, where, pa)
+        X = _parquet_features(path, batch, names, where, pa, numeric)
         y = codes = None
         if target is not None:
             col = batch.column(target)
@@ -323,15 +326,15 @@ def _parquet_chunks(path: Path, header, names, target, chunk_rows: int, labels: 
         yield Chunk(X, y, rows, where, codes=codes)
 
 
-def _parquet_features(path: Path, batch, names: list[str], where: Where, pa) -> np.ndarray:
+def _parquet_features(path: Path, batch, names: list[str], where: Where, pa, numeric: bool) -> np.ndarray:
     """The feature columns of a record batch as float64 (n, d), every value finite.
 
-    Integer and float columns go in one call to arrow, which lays the columns side by side (the
-    array is column-major, (n, d) as a transposed view: no transposing copy here; consumers that
-    need rows contiguous copy once anyway, to float32); other types are converted (or refused) per column.
+    When every feature column is an integer or float column (``numeric``) arrow lays them side by
+    side in one call (the array is column-major, (n, d) as a transposed view: no transposing copy
+    here; consumers that need rows contiguous copy once anyway, to float32); other types are
+    converted (or refused) column by column.
     """
-    if names and all(pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
-                     for f in (batch.schema.field(name) for name in names)):
+    if numeric:
         X = np.asarray(batch.select(names).to_tensor(null_to_nan=True, row_major=False))  # nulls read as NaN
         if X.dtype != np.float64 or not X.flags.writeable:
             X = X.astype(np.float64, order="F")
