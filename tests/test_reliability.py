@@ -103,7 +103,9 @@ def test_sigint_keeps_checkpoint_exits_130_and_resumes_bit_identically(tmp_path,
     from linearnet.cli.main import main
 
     run = tmp_path / "run"
-    train = ["train", "linreg", "--num-examples", "20000", "--epochs", "4", "--checkpoint-every", "1",
+    # epochs of 10,000 steps (~0.5 s): the three after the first checkpoint outlast the 0.2 s wait below
+    # even on a fast machine (with 2,000-step epochs the run could end before the signal came)
+    train = ["train", "linreg", "--num-examples", "100000", "--epochs", "4", "--checkpoint-every", "1",
              "--no-progress"]
     proc = subprocess.Popen([sys.executable, "-m", "linearnet", *train, "--out", str(run)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
