@@ -207,6 +207,9 @@ def test_config_checks():
     with pytest.raises(ValueError, match="--stream trains from a file"):
         TrainConfig.create("softmax", stream=True)
     assert TrainConfig.create("softmax", data="x.csv", val_data="v.csv").resolved_val_fraction == 0.0
+    with pytest.raises(ConfigError, match="--val-data replaces the rows --val-fraction would hold out"):
+        TrainConfig.create("softmax", data="x.csv", val_data="v.csv", val_fraction=0.1)  # rows held out for nothing
+    assert TrainConfig.create("softmax", data="x.csv", val_data="v.csv", val_fraction=0.0).val_fraction == 0.0
     with pytest.raises(ValueError, match="checkpoint-rows applies to --stream"):
         TrainConfig.create("softmax", data="x.csv", target="y", checkpoint_rows=1000)
     with pytest.raises(ValueError, match="checkpoint-rows must be a positive"):
@@ -252,7 +255,7 @@ def _cut_after(tmp_path, monkeypatch, common: dict, enough) -> tuple[TrainConfig
         return path
 
     monkeypatch.setattr(run_module, "save_checkpoint", save_then_die)
-    cfg = TrainConfig.create("softmax", target="y", progress=False, checkpoint_every=1, **common)
+    cfg = TrainConfig.create(common.pop("model", "softmax"), target="y", progress=False, checkpoint_every=1, **common)
     with pytest.raises(KeyboardInterrupt):
         train_run(cfg, tmp_path / "cut", log=lambda _m: None, write_figures=False)
     monkeypatch.setattr(run_module, "save_checkpoint", real)
@@ -437,3 +440,24 @@ def test_a_streamed_run_steps_on_one_torch_thread_unless_told_and_restores_the_c
     assert TrainConfig.create("linreg", data=str(data), target="y").resolved_threads is None  # in memory: torch's
     with pytest.raises(ConfigError, match="--threads must be a positive integer"):
         TrainConfig.create("linreg", threads=0)
+
+
+def test_a_converged_run_resumed_inside_its_first_epoch_is_not_called_diverged(tmp_path, monkeypatch):
+    # Nearly noiseless data: by the kill the model fits almost exactly, while the epoch's mean still holds
+    # the first rows' large losses. The blow-up rule must judge by the starting parameters' loss (saved
+    # with the checkpoint), not by the resumed, converged model's.
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(20000, 5))
+    data = _write_csv(tmp_path / "clean.csv", X, X @ rng.normal(size=5) + 1 + rng.normal(0, 1e-4, 20000))
+    common = dict(model="linreg", impl="scratch", data=str(data), stream=True, chunk_rows=500, shuffle_buffer=1000,
+                  epochs=1, batch_size=32, lr=0.03, checkpoint_rows=3000, val_fraction=0.0)
+    full = _train(tmp_path, "full", **common)
+    cfg, written = _cut_after(tmp_path, monkeypatch, dict(common), lambda w: sum(x is not None for x in w) == 5)
+    ckpt = load_checkpoint(tmp_path / "cut.partial")
+    assert written[-1][0] == 1 and ckpt["start_loss"] > 0.1  # inside epoch 1; the standardized start
+    resumed = train_run(cfg, tmp_path / "cut", resume=True, log=lambda _m: None, write_figures=False)
+    assert torch.equal(resumed.model.weight, full.model.weight)
+    assert resumed.history[0]["train_loss"] == full.history[0]["train_loss"]
+    # the resumed run judged by, and passed on, the same starting loss
+    start = ckpt["start_loss"]
+    assert load_checkpoint(resumed.run_dir)["start_loss"] == start == load_checkpoint(full.run_dir)["start_loss"]

@@ -84,10 +84,12 @@ def _py_state_from_json(state: list) -> tuple:
 
 def save_checkpoint(run_dir: Path, params: dict[str, torch.Tensor], optimizer: dict[str, torch.Tensor],
                     epoch: int, history: list[dict], batch_generators: dict[str, torch.Generator],
-                    stream: dict | None = None, stream_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+                    stream: dict | None = None, stream_tensors: dict[str, torch.Tensor] | None = None,
+                    start_loss: float | None = None) -> Path:
     """Write the checkpoint for the end of ``epoch`` (atomic, SIGINT-safe); ``stream``: a streamed
     source's position (its generator is among ``batch_generators``), with ``stream_tensors`` (named
-    ``stream.*``: a shuffle buffer's rows) when it was taken inside the next epoch."""
+    ``stream.*``: a shuffle buffer's rows) when it was taken inside the next epoch; ``start_loss``:
+    the starting parameters' loss that divergence is judged against (``LossWatch``)."""
     from safetensors.torch import save_file
 
     rng_tensors, rng_meta = rng_states(batch_generators)
@@ -99,6 +101,8 @@ def save_checkpoint(run_dir: Path, params: dict[str, torch.Tensor], optimizer: d
             "format_version": "1", DIGEST_KEY: tensors_digest(tensors)}
     if stream is not None:
         meta["stream"] = json.dumps(stream)
+    if start_loss is not None:
+        meta["start_loss"] = json.dumps(start_loss)
     path = Path(run_dir) / CHECKPOINT_NAME
     with deferred_sigint(), atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -106,7 +110,8 @@ def save_checkpoint(run_dir: Path, params: dict[str, torch.Tensor], optimizer: d
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any]:
-    """Read a checkpoint: ``{"epoch", "history", "params", "optimizer", "rng_tensors", "rng_meta"}``."""
+    """Read a checkpoint: ``{"epoch", "history", "params", "optimizer", "rng_tensors", "rng_meta", "stream",
+    "stream_tensors", "start_loss"}`` (``start_loss`` None in a checkpoint written before it was kept)."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(run_dir) / CHECKPOINT_NAME
@@ -118,7 +123,8 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
             meta = fh.metadata() or {}
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
         out = {"epoch": int(meta["epoch"]), "history": json.loads(meta["history"]),
-               "rng_meta": json.loads(meta["rng"]), "stream": json.loads(meta.get("stream", "null"))}
+               "rng_meta": json.loads(meta["rng"]), "stream": json.loads(meta.get("stream", "null")),
+               "start_loss": json.loads(meta.get("start_loss", "null"))}
     except (SafetensorError, KeyError, ValueError, OSError) as exc:
         raise ModelFileError(f"{path}: unreadable checkpoint ({exc}); start the run again.") from None
     check_digest(tensors, meta, str(path))

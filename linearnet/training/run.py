@@ -33,7 +33,7 @@ from ..models.closed_form import least_squares
 from ..persist import ModelFile, save_model
 from ..scale.distributed import rank_world as _rank_world
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng_states, save_checkpoint
-from .loop import fit
+from .loop import LossWatch, fit
 from .prepare import PreparedData, prepare
 
 Log = Callable[[str], None]
@@ -265,6 +265,7 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
         if (writer and live and write_figures) else None
 
     done = list(history)  # the epochs completed, for a checkpoint taken inside the next one
+    watch = LossWatch(ckpt.get("start_loss") if ckpt is not None else None)  # the scale of a blow-up
 
     def on_epoch(record: dict, hist: list[dict]) -> None:
         done[:] = hist
@@ -274,7 +275,8 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
         write_csv(run_dir / "history.csv", hist)  # as epochs complete, so a run can be watched
         if every and (record["epoch"] % every == 0 or record["epoch"] == config.epochs):
             save_checkpoint(run_dir, module.state_dict(), learner.optimizer_state(), record["epoch"], hist,
-                            data.batch_generators, getattr(data.train, "state", lambda: None)())
+                            data.batch_generators, getattr(data.train, "state", lambda: None)(),
+                            start_loss=watch.start)
         last = record["epoch"] == config.epochs
         # redrawn at most once a second; the final curves are shown in a notebook at once, and drawn to
         # the file with the run's other figures (in parallel with them)
@@ -284,12 +286,12 @@ def _sgd(config: TrainConfig, data: PreparedData, folder: RunFolder | None, sour
     if writer and config.checkpoint_rows and hasattr(data.train, "on_boundary"):
         def inside_epoch(stream: dict, tensors: dict) -> None:  # at a chunk end, every batch so far trained on
             save_checkpoint(run_dir, module.state_dict(), learner.optimizer_state(), len(done), done,
-                            data.batch_generators, stream, tensors)
+                            data.batch_generators, stream, tensors, start_loss=watch.start)
 
         data.train.on_boundary = inside_epoch
     history = fit(learner, train_batches, config.epochs, eval_sets=data.evals, classify=classify,
                   base_lr=config.lr, lr_schedule=config.lr_schedule, history=history,
-                  progress=config.progress and writer, on_epoch=on_epoch)
+                  progress=config.progress and writer, on_epoch=on_epoch, watch=watch)
     weight, bias = module.export()
     model = _model_file(config, data, weight, bias)
     metrics = _metrics(config, data, history, module, weight, bias)
