@@ -132,3 +132,19 @@ def test_an_interrupt_swallowed_by_a_weakref_callback_still_stops_the_command(mo
     assert cli_main.main(["show", "somewhere"]) == code
     assert finished == ([] if seconds else [True])  # a long command is stopped, not run to its end
     assert "Exception ignored" not in capsys.readouterr().err
+
+
+def test_stopping_a_run_before_its_folder_exists_says_run_it_again(tmp_path, monkeypatch, capsys):
+    # e.g. Ctrl-C during a streamed run's statistics pass: there is nothing to resume
+    import linearnet.training.run as run_module
+    from linearnet.cli.main import main
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "prepare", interrupted)
+    run = tmp_path / "run"
+    assert main(["train", "linreg", "--no-progress", "--out", str(run)]) == 130
+    err = capsys.readouterr().err
+    assert "stopped before its run folder was made: run the same command again" in err
+    assert "--resume" not in err and not list(tmp_path.iterdir())

@@ -78,10 +78,11 @@ def _add_train(sub) -> None:
     p.add_argument("--impl", default=None, help="scratch | concise | analytic (hand-derived gradients, fastest) | "
                    "closed-form (linreg); default scratch")
     p.add_argument("--data", default=None,
-                   help="synthetic (linreg default) | fashion-mnist (softmax default) | PATH.csv | PATH.npy | DIR")
-    p.add_argument("--target", help="CSV: the column to predict")
-    p.add_argument("--features", help="CSV: comma-separated feature columns (default: all but the target)")
-    p.add_argument("--no-standardize", action="store_true", help="CSV: use raw feature values")
+                   help="synthetic (linreg default) | fashion-mnist (softmax default) | a table: PATH.csv | "
+                        "PATH.parquet | PATH.npy | a folder of CSV or Parquet files")
+    p.add_argument("--target", help="table: the column to predict")
+    p.add_argument("--features", help="table: comma-separated feature columns (default: all but the target)")
+    p.add_argument("--no-standardize", action="store_true", help="table: use raw feature values")
     p.add_argument("--epochs", type=_positive_int)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=_positive_int, help="global minibatch size (split across torchrun ranks)")
@@ -98,7 +99,8 @@ def _add_train(sub) -> None:
     p.add_argument("--noise", type=float, help="synthetic: label noise std (default 0.01)")
     p.add_argument("--data-dir", help="Fashion-MNIST: folder with the IDX files")
     p.add_argument("--no-download", action="store_true", help="Fashion-MNIST: never download")
-    p.add_argument("--chunk-rows", type=_positive_int, help="closed form: stream files in chunks of N rows")
+    p.add_argument("--chunk-rows", type=_positive_int,
+                   help="closed form and --stream: read the table in chunks of N rows")
     p.add_argument("--stream", action="store_true",
                    help="SGD from PATH (file or folder) in chunks through a shuffle buffer, never all in memory")
     p.add_argument("--shuffle-buffer", type=_positive_int, metavar="ROWS",
@@ -224,8 +226,9 @@ def main(argv: list[str] | None = None, executable: bool = False) -> int:
             return 143 if terminated else 130
         hint = f"; resume with: linearnet train {args.model} --resume {run_dir}" if run_dir else ""
         if run_dir and not _has_checkpoint(Path(run_dir)):
-            hint = (f"; no checkpoint was written yet (a run this small takes none by default: "
-                    f"--checkpoint-every 1), so --resume {run_dir} starts it again")
+            hint = (f"; no checkpoint was written yet (--checkpoint-every N sets how often), so --resume {run_dir} "
+                    "starts it again" if _resumable(Path(run_dir)) else
+                    "; it stopped before its run folder was made: run the same command again")
         print(f"\nlinearnet: {'stopped by SIGTERM' if terminated else 'interrupted'}{hint}", file=sys.stderr)
         return 143 if terminated else 130
 
@@ -248,6 +251,17 @@ def _has_checkpoint(run_dir: Path) -> bool:
     """Whether an interrupted run (``R.partial``, or ``R`` being continued) holds a checkpoint to resume from."""
     name = run_dir.name[:-len(".partial")] if run_dir.name.endswith(".partial") else run_dir.name
     return any((run_dir.with_name(n) / "checkpoint.safetensors").is_file() for n in (name + ".partial", name))
+
+
+def _resumable(run_dir: Path) -> bool:
+    """Whether ``--resume run_dir`` finds a run folder (the command may stop before it makes one)."""
+    from ..training.run import find_resumable
+
+    try:
+        find_resumable(run_dir)
+    except LinearNetError:
+        return False
+    return True
 
 
 def _main_thread() -> bool:
