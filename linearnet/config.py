@@ -117,6 +117,8 @@ class TrainConfig:
         _check(self.threads is None or (isinstance(self.threads, int) and self.threads > 0),
                "--threads must be a positive integer")
         _check(self.val_data is None or self.is_csv, "--val-data applies to training on a table (--data PATH)")
+        _check(self.val_data is None or not self.val_fraction, "--val-data replaces the rows --val-fraction would "
+               "hold out of --data; give one of them")
         _check(self.val_data is None or self.impl != "closed-form" or not (self.stream or self.chunk_rows),
                "the streamed closed form holds validation rows out by --val-fraction; --val-data is for SGD")
         if self.features is not None and not isinstance(self.features, tuple):
