@@ -138,6 +138,10 @@ def line_figure(X, Y=None, figsize=(3.5, 2.5), **kwargs) -> Figure:
     return fig
 
 
+# history keys whose name alone would puzzle a reader of the legend
+CURVE_LABELS = {"train_eval_loss": "train loss (whole set, end of epoch)"}
+
+
 def history_figure(history: list[dict], keys: Sequence[str], xlabel: str = "epoch", ylabel: str | None = None,
                    yscale: str = "linear", figsize=(4.5, 3.0)) -> Figure:
     """Curves of ``keys`` over epochs from a training history (missing keys are skipped)."""
@@ -146,7 +150,8 @@ def history_figure(history: list[dict], keys: Sequence[str], xlabel: str = "epoc
     fig = Figure(figsize=figsize)
     ax = fig.add_subplot()
     for key, fmt in zip(keys, ("-", "m--", "g-.", "r:")):
-        ax.plot(epochs, [r[key] for r in history], fmt, marker="o", markersize=3, label=key.replace("_", " "))
+        ax.plot(epochs, [r[key] for r in history], fmt, marker="o", markersize=3,
+                label=CURVE_LABELS.get(key, key.replace("_", " ")))
     ax.set_xlabel(xlabel)
     if ylabel:
         ax.set_ylabel(ylabel)
