@@ -123,8 +123,8 @@ def _interrupt_after(monkeypatch, epochs: int):
 
     real = run_module.save_checkpoint
 
-    def save_then_interrupt(run_dir, params, optimizer, epoch, history, *rest):
-        path = real(run_dir, params, optimizer, epoch, history, *rest)
+    def save_then_interrupt(run_dir, params, optimizer, epoch, history, *rest, **kw):
+        path = real(run_dir, params, optimizer, epoch, history, *rest, **kw)
         if epoch == epochs:
             raise KeyboardInterrupt
         return path
