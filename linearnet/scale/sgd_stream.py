@@ -75,7 +75,8 @@ def scan(config: TrainConfig, rank: int = 0, world_size: int = 1, chunk_rows: in
     labels: set[str] = set()
     for c in chunks:
         if classify:  # the classes come from every row, validation rows too, as in memory
-            labels.update(c.y.tolist())
+            codes, per_code = c.codes  # each distinct label once, not a Python string per row
+            labels.update(per_code[np.bincount(codes, minlength=len(per_code)) > 0].tolist())
         train = ~is_val_row(c.rows, fraction) if fraction > 0 else slice(None)
         x.add(c.X[train])
         if not classify:
